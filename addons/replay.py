@@ -1,0 +1,677 @@
+"""Read recorded sessions back: transcripts, audited reveals, export and re-sending.
+
+Everything here works on the flow files that `addons.recording.Recorder` writes and on
+the vault's session index, without a running mitmproxy. Transcripts are tokenized.
+Only `Revealer` turns tokens back into values, with one audited vault reveal per
+token.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import exceptions
+from mitmproxy import http
+from mitmproxy.addons.savehar import SaveHar
+from mitmproxy.io import FlowReader
+from mitmproxy.io import FlowWriter
+
+from addons.recording import METADATA_KEY
+from vault import RevealDenied
+from vault import Vault
+from vault.tokens import DEFAULT_FORMAT
+from vault.tokens import TokenFormat
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("flows", "har")
+# Request headers that belong to the recorded connection, not to the request itself.
+RESEND_SKIPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "accept-encoding",
+    }
+)
+
+
+class ReplayError(Exception):
+    """Failure to read a session or recording. The message names it and the fix."""
+
+
+# Reading recordings
+
+
+@dataclass
+class Recording:
+    """The flows read from one session's flow file."""
+
+    path: Path
+    flows: list[http.HTTPFlow]
+    incomplete_tail: bool = False
+
+
+def read_recording(path: Path) -> Recording:
+    """Read every complete flow of a flow file.
+
+    A file whose last record is incomplete (the gateway stopped while writing it)
+    still yields the flows before it, with `incomplete_tail` set.
+    """
+    flows: list[http.HTTPFlow] = []
+    incomplete = False
+    try:
+        with path.open("rb") as file:
+            try:
+                for flow in FlowReader(file).stream():
+                    if isinstance(flow, http.HTTPFlow):
+                        flows.append(flow)
+            except exceptions.FlowReadException:
+                incomplete = True
+    except FileNotFoundError as exc:
+        raise ReplayError(
+            f"recording {path} not found; pass --recordings with the directory "
+            "that holds the session's flow files"
+        ) from exc
+    if incomplete:
+        logger.warning(
+            "recording %s ends in an incomplete flow; read the %d flows before it",
+            path,
+            len(flows),
+        )
+    return Recording(path, flows, incomplete)
+
+
+def flow_record(flow: http.HTTPFlow) -> dict[str, Any]:
+    """Return the tokengate metadata of a recorded flow (empty if it has none)."""
+    record = flow.metadata.get(METADATA_KEY)
+    return record if isinstance(record, dict) else {}
+
+
+# Conversation text
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One piece of conversation text and the role that produced it."""
+
+    role: str
+    text: str
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _content_text(content: Any) -> str:
+    """Flatten message content: a string, a list of parts, or content blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    if not isinstance(content, list):
+        return json.dumps(content)
+    pieces: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        if not isinstance(part, dict):
+            continue
+        part_type = part.get("type", "")
+        if isinstance(part.get("text"), str):
+            pieces.append(part["text"])
+        elif part_type == "tool_use":
+            arguments = json.dumps(part.get("input", {}), ensure_ascii=False)
+            pieces.append(f"tool call {part.get('name', '?')}({arguments})")
+        elif part_type == "tool_result":
+            pieces.append(f"tool result: {_content_text(part.get('content'))}")
+        elif part_type in ("image_url", "image", "input_image"):
+            pieces.append("[image]")
+        elif part_type in ("input_audio", "audio"):
+            pieces.append("[audio]")
+    return "\n".join(piece for piece in pieces if piece)
+
+
+def _tool_calls_text(tool_calls: Any) -> list[str]:
+    lines: list[str] = []
+    if not isinstance(tool_calls, list):
+        return lines
+    for call in tool_calls:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        lines.append(f"tool call {function.get('name', '?')}({arguments})")
+    return lines
+
+
+def _message_turn(message: dict[str, Any]) -> Turn:
+    role = str(message.get("role") or message.get("type") or "message")
+    pieces = [_content_text(message.get("content"))]
+    pieces.extend(_tool_calls_text(message.get("tool_calls")))
+    if message.get("type") == "function_call":
+        pieces.append(f"tool call {message.get('name', '?')}({message.get('arguments')})")
+    if message.get("type") == "function_call_output":
+        pieces.append(f"tool result: {message.get('output', '')}")
+    return Turn(role, "\n".join(piece for piece in pieces if piece))
+
+
+def request_turns(body: bytes | None) -> list[Turn]:
+    """Extract the conversation of a request body, in order.
+
+    Understands OpenAI chat, completions, embeddings and Responses bodies, Anthropic
+    Messages and Ollama chat, generate and embed bodies. Any other body is shown as
+    its text.
+    """
+    if not body:
+        return []
+    document = _parse_json(body)
+    if not isinstance(document, dict):
+        return [Turn("body", body.decode("utf-8", "replace"))]
+
+    turns: list[Turn] = []
+    for key in ("system", "instructions"):
+        if document.get(key):
+            turns.append(Turn("system", _content_text(document[key])))
+    messages = document.get("messages")
+    if isinstance(messages, list):
+        turns.extend(_message_turn(m) for m in messages if isinstance(m, dict))
+    prompt = document.get("prompt")
+    if isinstance(prompt, str):
+        turns.append(Turn("prompt", prompt))
+    elif isinstance(prompt, list):
+        turns.extend(Turn("prompt", str(p)) for p in prompt)
+    user_input = document.get("input")
+    if isinstance(user_input, str):
+        turns.append(Turn("input", user_input))
+    elif isinstance(user_input, list):
+        for item in user_input:
+            if isinstance(item, dict):
+                turns.append(_message_turn(item))
+            else:
+                turns.append(Turn("input", str(item)))
+    if not turns:
+        turns.append(Turn("body", body.decode("utf-8", "replace")))
+    return turns
+
+
+class _AnswerBuilder:
+    """Collects answer text per output, in the order outputs first appear.
+
+    Streams send a tool call's name once and its arguments in pieces, so tool calls
+    are keyed by their index and named when the name arrives.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[str]] = {}
+        self.tool_names: dict[str, str] = {}
+
+    def add(self, key: str, text: Any) -> None:
+        if isinstance(text, str) and text:
+            self.parts.setdefault(key, []).append(text)
+
+    def add_tool_call(self, key: str, name: Any, arguments: Any) -> None:
+        self.parts.setdefault(key, [])
+        if isinstance(name, str) and name:
+            self.tool_names[key] = name
+        if not isinstance(arguments, str) and arguments is not None:
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        self.add(key, arguments)
+
+    def turns(self) -> list[Turn]:
+        turns = []
+        for key, texts in self.parts.items():
+            role = key
+            if key in self.tool_names:
+                role = f"{key.split('#')[0]}tool call {self.tool_names[key]}"
+            turns.append(Turn(role, "".join(texts)))
+        return turns
+
+
+def _add_choice(answer: _AnswerBuilder, choice: dict[str, Any], streamed: bool) -> None:
+    index = choice.get("index", 0)
+    role = "assistant" if index in (0, None) else f"assistant[{index}]"
+    message = choice.get("delta" if streamed else "message")
+    if isinstance(message, dict):
+        answer.add(role, _content_text(message.get("content")))
+        for position, call in enumerate(message.get("tool_calls") or []):
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") or {}
+            call_index = call.get("index", position)
+            answer.add_tool_call(
+                f"{role} #{call_index}", function.get("name"), function.get("arguments")
+            )
+    answer.add(role, choice.get("text"))
+
+
+def _add_document(answer: _AnswerBuilder, document: Any, streamed: bool) -> None:
+    """Add the answer text of one response document or one stream event."""
+    if not isinstance(document, dict):
+        return
+    for choice in document.get("choices") or []:
+        if isinstance(choice, dict):
+            _add_choice(answer, choice, streamed)
+
+    # Ollama chat and generate
+    message = document.get("message")
+    if isinstance(message, dict):
+        answer.add("assistant", _content_text(message.get("content")))
+        for position, call in enumerate(message.get("tool_calls") or []):
+            if isinstance(call, dict):
+                function = call.get("function") or {}
+                answer.add_tool_call(
+                    f"assistant #{position}",
+                    function.get("name"),
+                    function.get("arguments"),
+                )
+    answer.add("assistant", document.get("response"))
+
+    # Anthropic Messages
+    event_type = document.get("type", "")
+    if event_type == "message" or (not streamed and "content" in document):
+        answer.add("assistant", _content_text(document.get("content")))
+    if event_type == "content_block_start":
+        block = document.get("content_block") or {}
+        if block.get("type") == "tool_use":
+            key = f"assistant #{document.get('index', 0)}"
+            answer.add_tool_call(key, block.get("name"), None)
+        answer.add("assistant", block.get("text"))
+    if event_type == "content_block_delta":
+        delta = document.get("delta") or {}
+        answer.add("assistant", delta.get("text"))
+        if "partial_json" in delta:
+            key = f"assistant #{document.get('index', 0)}"
+            answer.add_tool_call(key, None, delta["partial_json"])
+
+    # OpenAI Responses
+    if isinstance(document.get("output"), list):
+        for item in document["output"]:
+            if isinstance(item, dict):
+                turn = _message_turn(item)
+                answer.add(turn.role, turn.text)
+    if event_type == "response.output_text.delta":
+        answer.add("assistant", document.get("delta"))
+    if event_type == "response.output_item.added":
+        item = document.get("item") or {}
+        if item.get("type") == "function_call":
+            key = f"assistant #{document.get('output_index', 0)}"
+            answer.add_tool_call(key, item.get("name"), None)
+    if event_type == "response.function_call_arguments.delta":
+        key = f"assistant #{document.get('output_index', 0)}"
+        answer.add_tool_call(key, None, document.get("delta"))
+
+    error = document.get("error")
+    if isinstance(error, dict):
+        answer.add("error", str(error.get("message", "")))
+    elif isinstance(error, str):
+        answer.add("error", error)
+
+
+def _sse_data(text: str) -> Iterator[str]:
+    """Yield the data of each server-sent event."""
+    for event in text.replace("\r\n", "\n").split("\n\n"):
+        data = [
+            line[5:].removeprefix(" ")
+            for line in event.split("\n")
+            if line.startswith("data:")
+        ]
+        if data:
+            yield "\n".join(data)
+
+
+def answer_turns(body: bytes | None, content_type: str = "") -> list[Turn]:
+    """Extract the answer text of a response body, assembling streamed deltas."""
+    if not body:
+        return []
+    text = body.decode("utf-8", "replace")
+    answer = _AnswerBuilder()
+    if "text/event-stream" in content_type:
+        for data in _sse_data(text):
+            if data.strip() != "[DONE]":
+                _add_document(answer, _parse_json(data.encode()), streamed=True)
+        return answer.turns()
+
+    document = _parse_json(body)
+    if document is not None:
+        _add_document(answer, document, streamed=False)
+    else:
+        lines = [_parse_json(line.encode()) for line in text.splitlines() if line]
+        if lines and all(isinstance(line, dict) for line in lines):
+            for line in lines:
+                _add_document(answer, line, streamed=True)
+        else:
+            return [Turn("body", text)]
+    turns = answer.turns()
+    if not turns and isinstance(document, dict):
+        for key in ("data", "embeddings", "embedding"):
+            if key in document:
+                return [Turn("embeddings", "[embedding vectors]")]
+    return turns
+
+
+def flow_answer(flow: http.HTTPFlow) -> list[Turn]:
+    """Return the recorded answer of a flow."""
+    if flow.response is None:
+        return []
+    content_type = flow.response.headers.get("content-type", "")
+    return answer_turns(flow.response.get_content(strict=False), content_type)
+
+
+# Transcript
+
+
+@dataclass
+class TranscriptEntry:
+    """One recorded flow as shown in a transcript."""
+
+    number: int
+    flow: http.HTTPFlow
+    turns: list[Turn]
+    omitted: int
+    answer: list[Turn]
+
+
+def transcript_entries(flows: Iterable[http.HTTPFlow]) -> list[TranscriptEntry]:
+    """Build transcript entries, leaving out history that earlier flows already show.
+
+    Chat clients send the whole conversation with every turn, so a flow whose messages
+    begin with the previous flow's messages and answer shows only what is new.
+    """
+    entries: list[TranscriptEntry] = []
+    previous_turns: list[Turn] = []
+    previous_answer: list[Turn] = []
+    for number, flow in enumerate(flows, start=1):
+        turns = request_turns(flow.request.get_content(strict=False))
+        answer = flow_answer(flow)
+        omitted = 0
+        for prefix in (previous_turns + previous_answer, previous_turns):
+            if prefix and turns[: len(prefix)] == prefix:
+                omitted = len(prefix)
+                break
+        entries.append(TranscriptEntry(number, flow, turns[omitted:], omitted, answer))
+        previous_turns = turns
+        previous_answer = [Turn("assistant", turn.text) for turn in answer]
+    return entries
+
+
+def format_time(timestamp: float | None) -> str:
+    """Format a Unix time as UTC ISO 8601 with seconds."""
+    if not timestamp:
+        return "-"
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_counts(counts: dict[str, int] | None) -> str:
+    """Format entity counts as `TYPE=N` pairs sorted by entity type."""
+    if not counts:
+        return "-"
+    return " ".join(f"{entity_type}={counts[entity_type]}" for entity_type in sorted(counts))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines() or [""])
+
+
+def format_entry(entry: TranscriptEntry, rewrite: Callable[[str], str]) -> str:
+    """Format a transcript entry, applying `rewrite` to conversation text only."""
+    flow = entry.flow
+    record = flow_record(flow)
+    status = str(flow.response.status_code) if flow.response else "no response"
+    lines = [
+        f"--- flow {entry.number}  {format_time(flow.request.timestamp_start)}  "
+        f"{flow.request.method} {flow.request.url}  {status}",
+        f"entities: {format_counts(record.get('counts'))}",
+    ]
+    decisions = record.get("decisions")
+    if decisions:
+        lines.append("decisions: " + ", ".join(str(d) for d in decisions))
+    if flow.error:
+        lines.append(f"error: {flow.error.msg}")
+    if entry.omitted:
+        lines.append(f"({entry.omitted} earlier messages shown above)")
+    for turn in entry.turns:
+        lines.append(f"  [{turn.role}]")
+        lines.append(_indent(rewrite(turn.text)))
+    if flow.response is not None and flow.response.raw_content is None:
+        lines.append("  (response body not recorded)")
+    for turn in entry.answer:
+        lines.append(f"  => [{turn.role}]")
+        lines.append(_indent(rewrite(turn.text)))
+    return "\n".join(lines)
+
+
+# Reveal
+
+
+@dataclass
+class Revealer:
+    """Replaces tokens in text with their values, one audited vault reveal per token.
+
+    A token that the vault does not reveal (other namespace, expired, unknown, or an
+    origin that is not revealed) stays tokenized and is counted in `denied`. A token
+    with an invalid check character is never looked up and is counted in `invalid`.
+    """
+
+    vault: Vault
+    namespace: str
+    actor: str
+    purpose: str
+    token_format: TokenFormat = DEFAULT_FORMAT
+    revealed: int = 0
+    denied: Counter[str] = field(default_factory=Counter)
+    invalid: int = 0
+    _values: dict[str, str | None] = field(default_factory=dict)
+
+    def _value(self, token: str) -> str | None:
+        if token not in self._values:
+            try:
+                self._values[token] = self.vault.reveal(
+                    token, self.namespace, self.actor, self.purpose
+                )
+                self.revealed += 1
+            except RevealDenied as exc:
+                self._values[token] = None
+                self.denied[exc.reason] += 1
+        return self._values[token]
+
+    def reveal_text(self, text: str) -> str:
+        """Return `text` with each revealable token replaced by its value."""
+        pieces: list[str] = []
+        position = 0
+        for match in self.token_format.find(text, lenient=True):
+            if not match.valid:
+                self.invalid += 1
+                continue
+            value = self._value(match.token)
+            if value is None:
+                continue
+            pieces.append(text[position : match.start])
+            pieces.append(value)
+            position = match.end
+        pieces.append(text[position:])
+        return "".join(pieces)
+
+    def summary(self) -> str:
+        """Describe how many tokens were revealed and denied, without values."""
+        denied = sum(self.denied.values())
+        reasons = ", ".join(f"{reason}={n}" for reason, n in sorted(self.denied.items()))
+        text = f"revealed {self.revealed} tokens, denied {denied}"
+        if reasons:
+            text += f" ({reasons})"
+        if self.invalid:
+            text += f", skipped {self.invalid} tokens with an invalid check character"
+        return text
+
+
+# Export
+
+
+def export_recording(flows: list[http.HTTPFlow], path: Path, export_format: str) -> None:
+    """Write flows to `path` as a mitmproxy flow file or as HAR 1.2.
+
+    A path ending in `.zhar` gets a zlib-compressed HAR, as mitmproxy writes it.
+    """
+    if export_format == "flows":
+        with path.open("wb") as file:
+            writer = FlowWriter(file)
+            for flow in flows:
+                writer.add(flow)
+    elif export_format == "har":
+        document = json.dumps(SaveHar().make_har(flows), indent=4).encode()
+        if path.suffix == ".zhar":
+            document = zlib.compress(document, 9)
+        path.write_bytes(document)
+    else:
+        raise ReplayError(
+            f"unknown export format {export_format!r}; use one of "
+            + ", ".join(EXPORT_FORMATS)
+        )
+
+
+# Re-sending
+
+
+@dataclass
+class ResendResult:
+    """The outcome of re-sending one recorded request."""
+
+    number: int
+    method: str
+    url: str
+    recorded_status: int | None
+    status: int | None
+    recorded_text: str
+    text: str
+    failure: str | None = None
+
+    @property
+    def same(self) -> bool:
+        return (
+            self.failure is None
+            and self.status == self.recorded_status
+            and self.text == self.recorded_text
+        )
+
+    def diff(self, max_lines: int) -> list[str]:
+        """Return a unified diff of the answer texts, cut to `max_lines` lines."""
+        lines = list(
+            difflib.unified_diff(
+                self.recorded_text.splitlines(),
+                self.text.splitlines(),
+                "recorded",
+                "resent",
+                lineterm="",
+                n=1,
+            )
+        )
+        if len(lines) > max_lines:
+            cut = len(lines) - max_lines
+            lines = lines[:max_lines] + [f"... {cut} more diff lines"]
+        return lines
+
+
+def resend_url(base_url: str, flow: http.HTTPFlow) -> str:
+    """Join `base_url` (scheme, host, port, optional path prefix) and the flow's path."""
+    base = urllib.parse.urlsplit(base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ReplayError(
+            f"--to {base_url!r} is not an http or https URL such as "
+            "http://127.0.0.1:8000"
+        )
+    return base.scheme + "://" + base.netloc + base.path.rstrip("/") + flow.request.path
+
+
+def answer_text(turns: list[Turn]) -> str:
+    """Join answer turns into one text for comparison."""
+    return "\n".join(f"[{turn.role}] {turn.text}" for turn in turns)
+
+
+def resend_flow(
+    flow: http.HTTPFlow,
+    number: int,
+    base_url: str,
+    tokenize: Callable[[str], str],
+    *,
+    extra_headers: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> ResendResult:
+    """Send a recorded (tokenized) request again and compare the answers.
+
+    The new answer goes through `tokenize` before it is compared or shown, because the
+    model may produce values that were never in the recording. The request goes
+    directly to `base_url` because proxy environment variables are ignored.
+    """
+    url = resend_url(base_url, flow)
+    headers = {
+        name: value
+        for name, value in flow.request.headers.items()
+        if name.lower() not in RESEND_SKIPPED_HEADERS
+        and not name.lower().startswith("proxy-")
+    }
+    headers["accept-encoding"] = "identity"
+    headers.update(extra_headers or {})
+    request = urllib.request.Request(
+        url,
+        data=flow.request.get_content(strict=False) or None,
+        headers=headers,
+        method=flow.request.method,
+    )
+    recorded_status = flow.response.status_code if flow.response else None
+    recorded_text = answer_text(flow_answer(flow))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            status = response.status
+            content_type = response.headers.get("content-type", "")
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        content_type = exc.headers.get("content-type", "")
+        body = exc.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return ResendResult(
+            number,
+            flow.request.method,
+            url,
+            recorded_status,
+            None,
+            recorded_text,
+            "",
+            failure=f"request to {url} failed: {reason}",
+        )
+    text = tokenize(answer_text(answer_turns(body, content_type)))
+    return ResendResult(
+        number, flow.request.method, url, recorded_status, status, recorded_text, text
+    )
