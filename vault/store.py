@@ -110,8 +110,9 @@ class Vault:
         key_file = Path(key_file)
         version = _existing_version(path)
         if version == 0 and not create:
+            missing_key = "" if key_file.exists() else f" and no key file at {key_file}"
             raise VaultError(
-                f"there is no vault at {path}; create one with "
+                f"there is no vault at {path}{missing_key}; create them with "
                 f"`{keys.init_command(path, key_file)}`"
             )
         if version == 0 and not key_file.exists():
@@ -121,8 +122,7 @@ class Vault:
         if version > 0:
             _check_key_read_only(path, key_file, master_key)
         else:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            sqlite3.connect(path).close()
+            _create_database_file(path)
 
         pool = ConnectionPool(path)
         try:
@@ -499,6 +499,13 @@ def _existing_version(path: Path) -> int:
         raise SchemaError(damaged_message(path, error)) from None
     schema.check_supported(version, path)
     return version
+
+
+def _create_database_file(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite fills it)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(descriptor)
 
 
 def _check_key_read_only(path: Path, key_file: Path, master_key: bytes) -> None:
