@@ -333,16 +333,25 @@ def _clip_ner_span(
     if position < candidate.end:
         pieces.append((position, candidate.end))
 
+    was_cut = pieces != [(candidate.start, candidate.end)]
     clipped = []
     for start, end in pieces:
         while start < end and chunk[start] in _TRIM:
             start += 1
         while end > start and chunk[end - 1] in _TRIM:
             end -= 1
-        if end - start >= 2 and any(ch.isalpha() for ch in chunk[start:end]):
-            clipped.append(
-                _Candidate(start, end, candidate.entity_type, candidate.score, True)
-            )
+        if end - start < 2 or not any(ch.isalpha() for ch in chunk[start:end]):
+            continue
+        text = chunk[start:end]
+        # A remainder of a cut span is kept only if it still looks like a name,
+        # and a single lower-case word ("config") is a common model mistake.
+        if was_cut and not text[0].isupper():
+            continue
+        if text.islower() and len(text.split()) < 2:
+            continue
+        clipped.append(
+            _Candidate(start, end, candidate.entity_type, candidate.score, True)
+        )
     return clipped
 
 
