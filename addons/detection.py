@@ -42,6 +42,7 @@ from addons.detection_text import (
     split_chunks,
 )
 from addons.rules import RulesError, load_rules
+from vault.normalize import normalize_value as vault_normalize_value
 
 __all__ = ["DetectionSettings", "Detector", "RulesError", "Span", "TYPE_PRIORITY"]
 
@@ -173,8 +174,13 @@ class Detector:
         return sorted(spans)
 
     def normalize_value(self, value: str, entity_type: str) -> str:
-        """Return the form of `value` under which equal values share one token."""
-        return normalize_value(value, entity_type)
+        """Return the form of `value` under which equal values share one token.
+
+        The value first gets the same Unicode normalization as detection (so a
+        zero-width space or full-width digits do not make a new token), then the
+        vault's per-type rule applies.
+        """
+        return vault_normalize_value(normalize_text(value), entity_type)
 
     def _rule_matches(self, text: str) -> list[tuple[int, int]]:
         """Return the spans of rule patterns in a text longer than one chunk."""
@@ -353,27 +359,3 @@ def _clip_ner_span(
             _Candidate(start, end, candidate.entity_type, candidate.score, True)
         )
     return clipped
-
-
-def normalize_value(value: str, entity_type: str) -> str:
-    """Return the per-type normal form of a value, used for deterministic tokens.
-
-    E-mail addresses are lower-cased, cards, phone numbers and SSNs keep only their
-    digits (and a leading "+" for phones), IBANs drop spaces and are upper-cased,
-    names and other text are case-folded with inner whitespace collapsed.
-    """
-    stripped = normalize_text(value).strip()
-    if entity_type == "EMAIL_ADDRESS":
-        return stripped.lower()
-    if entity_type in ("CREDIT_CARD", "US_SSN"):
-        return "".join(ch for ch in stripped if ch.isdigit())
-    if entity_type == "PHONE_NUMBER":
-        digits = "".join(ch for ch in stripped if ch.isdigit())
-        return "+" + digits if stripped.startswith("+") else digits
-    if entity_type == "IBAN_CODE":
-        return "".join(stripped.split()).upper()
-    if entity_type == "IP_ADDRESS":
-        return stripped.lower()
-    if entity_type in ("SECRET", "CUSTOMER_ID", "CRYPTO"):
-        return stripped
-    return " ".join(stripped.split()).casefold()
