@@ -11,6 +11,7 @@ import sys
 
 COMMAND_MODULES = [
     "scripts.vault_commands",
+    "scripts.replay_commands",
 ]
 
 
