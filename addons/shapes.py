@@ -4,12 +4,12 @@ A body is parsed once, the strings that carry content are collected in document 
 and `ContentTexts.render` writes replacements for them back into the same document. The
 caller transforms the whole batch at once, so one request costs one vault transaction.
 
-Only content is collected: model names, roles, ids, numbers, token-id arrays, image and
-other base64 data stay as they are. A rendered JSON body has the same values as the input
-apart from the replaced strings, but is re-serialized compactly, so whitespace and string
-escapes of the unchanged parts may differ from the input bytes. Tool-call arguments, which
-are JSON inside a string, are the exception: only their changed string literals are
-re-encoded, so their formatting survives.
+Only content is collected: model names, roles, ids, numbers, token-id arrays, image
+and other base64 data stay as they are. A rendered JSON body has the same values as
+the input apart from the replaced strings, but is re-serialized compactly, so the
+whitespace and string escapes of unchanged parts may differ from the input bytes.
+Tool-call arguments, which are JSON inside a string, are the exception: only their
+changed string literals are re-encoded, so their formatting survives.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ _BASE64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{256,}={0,2}", re.ASCII)
 _JSON_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _JSON_WHITESPACE = " \t\n\r"
 
-# Content part types of the OpenAI and Ollama APIs whose payload is binary or a reference.
+# Content part types of OpenAI-style APIs whose payload is binary or a reference.
 _BINARY_PART_TYPES = frozenset(
     {
         "audio_url",
@@ -291,7 +291,7 @@ class _Collector:
             self.texts.append(value)
 
     def texts_or_strings(self, container: Any, key: str | int) -> None:
-        """Collect a string, or the strings of a list. Numbers (token ids) stay as they are."""
+        """Collect a string, or the strings of a list, but no numbers (token ids)."""
         value = _get(container, key)
         if isinstance(value, str):
             self.text(container, key)
@@ -303,8 +303,8 @@ class _Collector:
     def json_text(self, container: Any, key: str | int) -> None:
         """Collect the string values inside a string that contains JSON.
 
-        Keys inside the JSON stay as they are. A string that is not valid JSON, such as a
-        partial streamed fragment, is collected as text.
+        Keys inside the JSON stay as they are. A string that is not valid JSON, such as
+        a partial streamed fragment, is collected as text.
         """
         value = _get(container, key)
         if not isinstance(value, str):
@@ -714,4 +714,3 @@ def _collect(
     except RecursionError:
         raise BodyError(f"{side} body is nested too deeply to rewrite") from None
     return ContentTexts(body, holder, collector.texts, collector.slots)
-

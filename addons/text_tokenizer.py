@@ -217,6 +217,10 @@ def _strip_blanks(text: str, start: int, end: int) -> tuple[int, int]:
 def _replace_spans(
     text: str, spans: Sequence[_PlannedSpan], tokens: Sequence[str]
 ) -> TokenizedText:
+    # Spliced directly rather than through presidio-anonymizer 2.2.366: its engine
+    # merges adjacent entities of one type ("Alice Novak Bruno Petit" becomes one
+    # token) unless told not to, and took 2.4x the splice time for the same spans
+    # (scripts/bench_pipeline.py prints both).
     pieces: list[str] = []
     position = 0
     for span, token in zip(spans, tokens, strict=True):

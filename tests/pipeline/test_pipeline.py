@@ -105,7 +105,9 @@ def test_multi_turn_consistent_across_threads(
     turns = [
         chat_body("I'm Alice Novak"),
         chat_body("I'm Alice Novak", "Hi Alice Novak"),
-        chat_body("I'm Alice Novak", "Hi Alice Novak", "cc Bruno Petit and Alice Novak"),
+        chat_body(
+            "I'm Alice Novak", "Hi Alice Novak", "cc Bruno Petit and Alice Novak"
+        ),
         chat_body("cc Bruno Petit and Alice Novak"),
     ]
     jobs = turns * 3
@@ -127,7 +129,11 @@ def test_multi_turn_consistent_across_threads(
         thread.join()
 
     assert len(results) == len(jobs)
-    full = [request_contents(body) for body in results if len(json.loads(body)["messages"]) == 3]
+    full = [
+        request_contents(body)
+        for body in results
+        if len(json.loads(body)["messages"]) == 3
+    ]
     alice, bruno = conversation_tokens(full[0])
     assert alice != bruno
     for contents in full:
@@ -256,18 +262,28 @@ def test_round_trip_tokenizes_values(pipeline: Pipeline) -> None:
 
 
 def test_response_model_value_tokenized(pipeline: Pipeline) -> None:
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a")
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a"
+    )
     body = chat_response(f"Hello {PERSON_1}, write to carol.diaz@example.test")
     response = pipeline.process_response(ApiShape.OPENAI_CHAT, body, "ns-a", "alice")
-    assert response_content(response.recorded_body) == f"Hello {PERSON_1}, write to {EMAIL_1}"
-    assert response_content(response.client_body) == f"Hello Alice Novak, write to {EMAIL_1}"
+    assert (
+        response_content(response.recorded_body)
+        == f"Hello {PERSON_1}, write to {EMAIL_1}"
+    )
+    assert (
+        response_content(response.client_body)
+        == f"Hello Alice Novak, write to {EMAIL_1}"
+    )
     assert response.counts == {"EMAIL_ADDRESS": 1}
     assert response.restored == 1
     assert response.unrestored == 1
 
 
 def test_response_model_echo_of_client_value(pipeline: Pipeline) -> None:
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a")
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a"
+    )
     body = chat_response("Nice to meet you, Alice Novak.")
     response = pipeline.process_response(ApiShape.OPENAI_CHAT, body, "ns-a", "alice")
     assert response_content(response.recorded_body) == f"Nice to meet you, {PERSON_1}."
@@ -283,7 +299,9 @@ def test_restore_origin_model_when_allowed(detector, vault: Vault) -> None:
 
 
 def test_restore_lenient_and_mangled(pipeline: Pipeline) -> None:
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a")
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a"
+    )
     serial_and_check = PERSON_1[len("[PERSON_") : -1]
     lowered = f"[person_{serial_and_check}]"
     spaced = f"[ PERSON _ {serial_and_check} ]"
@@ -301,7 +319,9 @@ def test_restore_lenient_and_mangled(pipeline: Pipeline) -> None:
 
 
 def test_text_processor_counts(pipeline: Pipeline) -> None:
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a")
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a"
+    )
     processor = pipeline.response_text_processor("ns-a", "alice")
     recorded = processor.tokenize(f"Hi {PERSON_1}, mail carol.diaz@example.test")
     assert recorded == f"Hi {PERSON_1}, mail {EMAIL_1}"
@@ -322,8 +342,12 @@ def test_cache_hits_on_resent_history(pipeline: Pipeline) -> None:
 
 
 def test_cache_separate_per_namespace(pipeline: Pipeline) -> None:
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Bruno Petit"), "ns-a")
-    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-b")
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Bruno Petit"), "ns-a"
+    )
+    pipeline.process_request(
+        ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-b"
+    )
     result = pipeline.process_request(
         ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a"
     )

@@ -91,7 +91,9 @@ def test_openai_chat_string_and_parts() -> None:
 
 
 def test_openai_chat_tools_and_tool_calls() -> None:
-    arguments = '{"to": "alice@example.test", "cc": ["b"], "n": 2, "nested": {"k": "v"}}'
+    arguments = (
+        '{"to": "alice@example.test", "cc": ["b"], "n": 2, "nested": {"k": "v"}}'
+    )
     document = {
         "model": "m",
         "messages": [
@@ -139,7 +141,9 @@ def test_openai_chat_tools_and_tool_calls() -> None:
     assert call["id"] == "call_1"
     assert call["function"]["name"] == "send_mail"
     assert result["messages"][0]["content"] is None
-    assert result["messages"][0]["tool_calls"][1]["function"]["arguments"] == "<not json>"
+    assert (
+        result["messages"][0]["tool_calls"][1]["function"]["arguments"] == "<not json>"
+    )
     assert result["messages"][1] == {
         "role": "tool",
         "tool_call_id": "call_1",
@@ -159,8 +163,14 @@ def test_openai_chat_tools_and_tool_calls() -> None:
 
 def test_tool_call_arguments_keep_formatting() -> None:
     arguments = '{ "to" :\n "a\\u00e9", "keep": "x" }'
-    document = {"messages": [{"role": "assistant", "tool_calls": [
-        {"function": {"name": "f", "arguments": arguments}}]}]}
+    document = {
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_calls": [{"function": {"name": "f", "arguments": arguments}}],
+            }
+        ]
+    }
     body = json.dumps(document).encode()
     texts = collect_request_texts(ApiShape.OPENAI_CHAT, body)
     assert texts.texts == ["a\u00e9", "x"]
@@ -184,7 +194,9 @@ def test_completions_prompt_forms() -> None:
 
 def test_token_id_prompt_body_unchanged() -> None:
     body = b'{"model": "m", "prompt": [1, 2, 3]}'
-    assert collect_request_texts(ApiShape.OPENAI_COMPLETIONS, body).transform(mark) == body
+    assert (
+        collect_request_texts(ApiShape.OPENAI_COMPLETIONS, body).transform(mark) == body
+    )
 
 
 def test_embeddings_input_forms() -> None:
@@ -290,7 +302,12 @@ def test_ollama_chat_request() -> None:
                 "role": "assistant",
                 "content": "<>",
                 "tool_calls": [
-                    {"function": {"name": "f", "arguments": {"city": "<Paris>", "n": 1}}}
+                    {
+                        "function": {
+                            "name": "f",
+                            "arguments": {"city": "<Paris>", "n": 1},
+                        }
+                    }
                 ],
             },
         ],
@@ -302,9 +319,20 @@ def test_ollama_chat_request() -> None:
 def test_ollama_generate_and_embed() -> None:
     assert rewrite_request(
         ApiShape.OLLAMA_GENERATE,
-        {"model": "m", "prompt": "p", "system": "s", "context": [1, 2], "images": ["QQ=="]},
-    ) == {"model": "m", "prompt": "<p>", "system": "<s>", "context": [1, 2],
-          "images": ["QQ=="]}
+        {
+            "model": "m",
+            "prompt": "p",
+            "system": "s",
+            "context": [1, 2],
+            "images": ["QQ=="],
+        },
+    ) == {
+        "model": "m",
+        "prompt": "<p>",
+        "system": "<s>",
+        "context": [1, 2],
+        "images": ["QQ=="],
+    }
     assert rewrite_request(ApiShape.OLLAMA_EMBED, {"model": "m", "input": ["a"]}) == {
         "model": "m",
         "input": ["<a>"],
@@ -319,7 +347,9 @@ def test_anthropic_messages_request() -> None:
     document = {
         "model": "claude",
         "max_tokens": 100,
-        "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+        "system": [
+            {"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}
+        ],
         "messages": [
             {"role": "user", "content": "hi"},
             {
@@ -345,32 +375,49 @@ def test_anthropic_messages_request() -> None:
                     },
                     {
                         "type": "image",
-                        "source": {"type": "base64", "media_type": "image/png",
-                                   "data": "iVBORw0KGgo="},
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": "iVBORw0KGgo=",
+                        },
                     },
                     {
                         "type": "document",
-                        "source": {"type": "base64", "media_type": "application/pdf",
-                                   "data": "JVBERi0="},
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": "JVBERi0=",
+                        },
                     },
                     {
                         "type": "document",
-                        "source": {"type": "text", "media_type": "text/plain",
-                                   "data": "doc text"},
+                        "source": {
+                            "type": "text",
+                            "media_type": "text/plain",
+                            "data": "doc text",
+                        },
                     },
                 ],
             },
         ],
-        "tools": [{"name": "send", "description": "Send",
-                   "input_schema": {"type": "object", "properties": {
-                       "to": {"type": "string", "description": "who"}}}}],
+        "tools": [
+            {
+                "name": "send",
+                "description": "Send",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"to": {"type": "string", "description": "who"}},
+                },
+            }
+        ],
     }
     result = rewrite_request(ApiShape.ANTHROPIC_MESSAGES, document)
     assert result == {
         "model": "claude",
         "max_tokens": 100,
-        "system": [{"type": "text", "text": "<sys>",
-                    "cache_control": {"type": "ephemeral"}}],
+        "system": [
+            {"type": "text", "text": "<sys>", "cache_control": {"type": "ephemeral"}}
+        ],
         "messages": [
             {"role": "user", "content": "<hi>"},
             {
@@ -388,7 +435,11 @@ def test_anthropic_messages_request() -> None:
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "<ok>"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": "<ok>",
+                    },
                     {
                         "type": "tool_result",
                         "tool_use_id": "toolu_1",
@@ -396,27 +447,45 @@ def test_anthropic_messages_request() -> None:
                     },
                     {
                         "type": "image",
-                        "source": {"type": "base64", "media_type": "image/png",
-                                   "data": "iVBORw0KGgo="},
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": "iVBORw0KGgo=",
+                        },
                     },
                     {
                         "type": "document",
-                        "source": {"type": "base64", "media_type": "application/pdf",
-                                   "data": "JVBERi0="},
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": "JVBERi0=",
+                        },
                     },
                     {
                         "type": "document",
-                        "source": {"type": "text", "media_type": "text/plain",
-                                   "data": "<doc text>"},
+                        "source": {
+                            "type": "text",
+                            "media_type": "text/plain",
+                            "data": "<doc text>",
+                        },
                     },
                 ],
             },
         ],
-        "tools": [{"name": "send", "description": "<Send>",
-                   "input_schema": {"type": "object", "properties": {
-                       "to": {"type": "string", "description": "<who>"}}}}],
+        "tools": [
+            {
+                "name": "send",
+                "description": "<Send>",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"to": {"type": "string", "description": "<who>"}},
+                },
+            }
+        ],
     }
-    assert rewrite_request(ApiShape.ANTHROPIC_MESSAGES, {"system": "s", "messages": []}) == {
+    assert rewrite_request(
+        ApiShape.ANTHROPIC_MESSAGES, {"system": "s", "messages": []}
+    ) == {
         "system": "<s>",
         "messages": [],
     }
@@ -511,8 +580,11 @@ def test_openai_chat_response_choices() -> None:
                     "role": "assistant",
                     "content": "answer",
                     "tool_calls": [
-                        {"id": "c", "type": "function",
-                         "function": {"name": "f", "arguments": "{\"a\":\"b\"}"}}
+                        {
+                            "id": "c",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"a":"b"}'},
+                        }
                     ],
                 },
                 "finish_reason": "stop",
@@ -545,9 +617,12 @@ def test_responses_api_response() -> None:
         "id": "resp_1",
         "output": [
             {"type": "reasoning", "summary": [{"type": "summary_text", "text": "r"}]},
-            {"type": "message", "role": "assistant",
-             "content": [{"type": "output_text", "text": "o", "annotations": []}]},
-            {"type": "function_call", "name": "f", "arguments": "{\"x\":\"y\"}"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "o", "annotations": []}],
+            },
+            {"type": "function_call", "name": "f", "arguments": '{"x":"y"}'},
         ],
         "error": None,
     }
@@ -555,9 +630,12 @@ def test_responses_api_response() -> None:
         "id": "resp_1",
         "output": [
             {"type": "reasoning", "summary": [{"type": "summary_text", "text": "<r>"}]},
-            {"type": "message", "role": "assistant",
-             "content": [{"type": "output_text", "text": "<o>", "annotations": []}]},
-            {"type": "function_call", "name": "f", "arguments": "{\"x\":\"<y>\"}"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "<o>", "annotations": []}],
+            },
+            {"type": "function_call", "name": "f", "arguments": '{"x":"<y>"}'},
         ],
         "error": None,
     }
@@ -590,7 +668,11 @@ def test_ollama_responses() -> None:
     assert rewrite_response(
         ApiShape.OLLAMA_CHAT,
         {"model": "m", "message": {"role": "assistant", "content": "c"}, "done": True},
-    ) == {"model": "m", "message": {"role": "assistant", "content": "<c>"}, "done": True}
+    ) == {
+        "model": "m",
+        "message": {"role": "assistant", "content": "<c>"},
+        "done": True,
+    }
     assert rewrite_response(
         ApiShape.OLLAMA_GENERATE, {"model": "m", "response": "r", "context": [1]}
     ) == {"model": "m", "response": "<r>", "context": [1]}
@@ -602,7 +684,13 @@ def test_ollama_responses() -> None:
         (
             ApiShape.OPENAI_CHAT,
             {"error": {"message": "m", "type": "invalid_request_error", "code": None}},
-            {"error": {"message": "<m>", "type": "invalid_request_error", "code": None}},
+            {
+                "error": {
+                    "message": "<m>",
+                    "type": "invalid_request_error",
+                    "code": None,
+                }
+            },
         ),
         (
             ApiShape.ANTHROPIC_MESSAGES,
@@ -617,11 +705,15 @@ def test_ollama_responses() -> None:
         ),
     ],
 )
-def test_error_messages_collected(shape: ApiShape, document: dict, expected: dict) -> None:
+def test_error_messages_collected(
+    shape: ApiShape, document: dict, expected: dict
+) -> None:
     assert rewrite_response(shape, document) == expected
 
 
 def test_embeddings_response_untouched() -> None:
-    body = b'{"object":"list","data":[{"object":"embedding","embedding":[0.1],"index":0}]}'
+    body = (
+        b'{"object":"list","data":[{"object":"embedding","embedding":[0.1],"index":0}]}'
+    )
     texts = collect_response_texts(ApiShape.OPENAI_EMBEDDINGS, body)
     assert texts.texts == []
