@@ -2,8 +2,8 @@
 
 `rewriter_for` returns a rewriter for a response content type. The gateway calls
 `feed` for every raw chunk and `finish` once at the end of the stream. Both return the
-bytes to send to the client now; `recorded` collects the same stream with model produced
-values tokenized and nothing restored, which is what a recording may contain.
+bytes to send to the client now. `recorded` collects the same stream with model produced
+values tokenized and nothing restored, because a recording must not contain values.
 
 Chunks may split events, lines and UTF-8 sequences anywhere; lines may end in CRLF, LF
 or CR. A complete event is rewritten as soon as its last line arrives, so the stream
@@ -163,7 +163,11 @@ class _LineStreamRewriter:
             match = _LINE_END.search(self._buffer, position)
             if match is None:
                 break
-            if match.group() == b"\r" and match.end() == len(self._buffer) and not final:
+            if (
+                match.group() == b"\r"
+                and match.end() == len(self._buffer)
+                and not final
+            ):
                 break  # a "\n" may follow in the next chunk
             line_end = match.group()
             if not self._line_end_seen:
@@ -253,7 +257,9 @@ class SseRewriter(_LineStreamRewriter):
             lines[-1] = (last_line, last_end or self._line_end)
             self._rewrite_event(lines, self._line_end)
 
-    def _rewrite_event(self, lines: list[tuple[bytes, bytes]], blank_end: bytes) -> None:
+    def _rewrite_event(
+        self, lines: list[tuple[bytes, bytes]], blank_end: bytes
+    ) -> None:
         original = b"".join(line + end for line, end in lines) + blank_end
         data: list[str] = []
         for line, _ in lines:
@@ -282,9 +288,10 @@ class SseRewriter(_LineStreamRewriter):
 
     def _emit_events(self, events: list[OutputEvent]) -> None:
         for event in events:
-            self._send(self._format(event.name, event.client), self._format(
-                event.name, event.recorded
-            ))
+            self._send(
+                self._format(event.name, event.client),
+                self._format(event.name, event.recorded),
+            )
 
     def _format(self, name: str | None, payload: str) -> bytes:
         lines = []
@@ -337,7 +344,9 @@ class NdjsonRewriter(_LineStreamRewriter):
 
     def _on_line(self, line: bytes, line_end: bytes) -> None:
         if len(line) > MAX_EVENT_BYTES:
-            raise StreamError(f"a stream line exceeds the limit of {MAX_EVENT_BYTES} bytes")
+            raise StreamError(
+                f"a stream line exceeds the limit of {MAX_EVENT_BYTES} bytes"
+            )
         text = _decode(line)
         original = line + (line_end or self._line_end)
         if not text.strip():

@@ -1,10 +1,10 @@
 """Rewriting of single stream events by API shape.
 
-An event rewriter gets the payload of one event (an SSE data field or an NDJSON line)
-and returns what the client and the recording receive in its place: the payload with the
-released text of each channel in place of the original fragment, plus any events that
-must be inserted before it to flush held text. Fields other than the text fields are
-kept as they are, but a rewritten payload is re-serialized compactly.
+An event rewriter gets the payload of one event, which is an SSE data field or an
+NDJSON line. It returns the payload that the client and the recording get instead, with
+the released text of each channel in place of the original fragment. It also returns the
+events to insert before it when held text must be flushed. Fields other than the text
+fields keep their values, but a rewritten payload is re-serialized compactly.
 
 Channels and where they are flushed:
 
@@ -49,7 +49,7 @@ _DELETE = object()
 
 _OPENAI_DELTA_TEXT_KEYS = ("content", "reasoning_content", "reasoning", "refusal")
 _OLLAMA_TEXT_KEYS = ("content", "thinking")
-# Anthropic delta types that carry text, and the key that holds the text.
+# Anthropic delta types that carry text, and the key that contains the text.
 _ANTHROPIC_DELTA_KEYS = {
     "text_delta": "text",
     "input_json_delta": "partial_json",
@@ -80,7 +80,7 @@ class OutputEvent:
 
 @dataclass
 class PayloadRewrite:
-    """What replaces one incoming event.
+    """Replacement of one incoming event.
 
     `client` and `recorded` are None when the payload passes unchanged.
     """
@@ -204,7 +204,9 @@ class EventRewriter:
         elif isinstance(error, dict):
             self._whole_text(error, "message", edits)
 
-    def _whole_text(self, container: dict[str, Any], key: str, edits: list[_Edit]) -> None:
+    def _whole_text(
+        self, container: dict[str, Any], key: str, edits: list[_Edit]
+    ) -> None:
         value = container.get(key)
         if isinstance(value, str) and value:
             released = process_whole(self.processor, value)
@@ -254,7 +256,9 @@ class OpenAIChatEvents(EventRewriter):
                 value = delta.get(key)
                 if isinstance(value, str):
                     text = self._channel((index, key)).push(value)
-                    released[(index, key)] = _Edit(delta, key, text.client, text.recorded)
+                    released[(index, key)] = _Edit(
+                        delta, key, text.client, text.recorded
+                    )
             self._push_tool_calls(index, delta, released)
 
         if choice.get("finish_reason") is not None:
@@ -299,23 +303,30 @@ class OpenAIChatEvents(EventRewriter):
         """Add an empty text field for a channel to the delta of `choice`."""
         delta = choice.get("delta")
         if not isinstance(delta, dict):
-            delta = choice["delta"] = {}
+            delta = {}
+            choice["delta"] = delta
         if key[1] == "tool_calls":
             function = {"arguments": ""}
             tool_calls = delta.get("tool_calls")
             if not isinstance(tool_calls, list):
-                tool_calls = delta["tool_calls"] = []
+                tool_calls = []
+                delta["tool_calls"] = tool_calls
             tool_calls.append({"index": key[2], "function": function})
             return _Edit(function, "arguments", "", "")
         if key[1] == "function_call":
-            function_call = delta["function_call"] = {"arguments": ""}
+            function_call = {"arguments": ""}
+            delta["function_call"] = function_call
             return _Edit(function_call, "arguments", "", "")
         return _Edit(delta, key[1], "", "")
 
     def finish(self) -> list[OutputEvent]:
         events = []
         for index in dict.fromkeys(key[0] for key in self._channels):
-            choice: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": None}
+            choice: dict[str, Any] = {
+                "index": index,
+                "delta": {},
+                "finish_reason": None,
+            }
             edits = []
             for key in [key for key in self._channels if key[0] == index]:
                 tail = self._flush(key)
@@ -366,7 +377,12 @@ class OpenAICompletionEvents(EventRewriter):
             tail = self._flush(index)
             if tail == NOTHING_RELEASED:
                 continue
-            choice = {"index": index, "text": "", "logprobs": None, "finish_reason": None}
+            choice = {
+                "index": index,
+                "text": "",
+                "logprobs": None,
+                "finish_reason": None,
+            }
             document = {**self._latest, "choices": [choice]}
             edits = [_Edit(choice, "text", tail.client, tail.recorded)]
             events.append(OutputEvent(*_render(document, edits)))
@@ -512,7 +528,9 @@ class OllamaEvents(EventRewriter):
             if isinstance(function, dict):
                 self._rewrite_strings(function, "arguments", edits)
 
-    def _rewrite_strings(self, container: Any, key: str | int, edits: list[_Edit]) -> None:
+    def _rewrite_strings(
+        self, container: Any, key: str | int, edits: list[_Edit]
+    ) -> None:
         value = container[key]
         if isinstance(value, str):
             released = process_whole(self.processor, value)
@@ -529,7 +547,8 @@ class OllamaEvents(EventRewriter):
         if key[0] == "message":
             message = document.get("message")
             if not isinstance(message, dict):
-                message = document["message"] = {"role": "assistant"}
+                message = {"role": "assistant"}
+                document["message"] = message
             return _Edit(message, key[1], "", "")
         return _Edit(document, key[0], "", "")
 
@@ -568,7 +587,9 @@ class GenericEvents(EventRewriter):
         super().__init__(processor, token_format)
         # Stream events rarely look like the shape's whole body, so every string that
         # is not structure counts as content.
-        self._shape = ApiShape.GENERIC_JSON if shape is not ApiShape.PLAIN_TEXT else shape
+        self._shape = (
+            ApiShape.GENERIC_JSON if shape is not ApiShape.PLAIN_TEXT else shape
+        )
 
     def rewrite(self, payload: str) -> PayloadRewrite:
         try:
@@ -580,7 +601,9 @@ class GenericEvents(EventRewriter):
         recorded = texts.render([text.recorded for text in released])
         if client == texts.body and recorded == texts.body:
             return PayloadRewrite()
-        return PayloadRewrite(client=client.decode("utf-8"), recorded=recorded.decode("utf-8"))
+        return PayloadRewrite(
+            client=client.decode("utf-8"), recorded=recorded.decode("utf-8")
+        )
 
 
 def event_rewriter_for(

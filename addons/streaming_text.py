@@ -10,12 +10,12 @@ Held tail: the longer of
 
 * the characters that could still begin a token, from `TokenFormat.prefix_holdback`
   (lenient forms included), and
-* the last word when no blank follows it yet (it may grow into an email address, a
-  number or a name), extended to the left over the words before it on the same line
-  while they look like parts of the same value: capitalized words for a name
-  (``Alice Novak``), digit groups for a number (``+1 (555) 010 0199``). A finished
-  capitalized word or digit group is held as well, because the next word may continue
-  it. A word that ends in punctuation ends the value.
+* the last word when no blank follows it yet, because it may grow into an email
+  address, a number or a name. The held part extends to the left over the words before
+  it on the same line while they look like parts of the same value: capitalized words
+  for a name (``Alice Novak``), digit groups for a number (``+1 (555) 010 0199``). A
+  finished capitalized word or digit group is held as well, because the next word may
+  continue it. A word that ends in punctuation ends the value.
 
 The value part is capped at `MAX_HELD_CHARS`, so a run without blanks longer than that
 is released in pieces. Detection gets the last `CONTEXT_CHARS` characters of the
@@ -199,8 +199,8 @@ class TextChannel:
         tokenized = self._processor.tokenize(self._context + text)
         if tokenized.startswith(self._context):
             return tokenized[len(self._context) :]
-        # A detected span reaches into text that was already released, so the two
-        # parts cannot be told apart in the output: detect the new text alone.
+        # A detected span reaches into text that was already released, so the new
+        # part of the output cannot be separated. Detect the new text alone instead.
         logger.debug("detection span crossed a stream release boundary")
         return self._processor.tokenize(text)
 

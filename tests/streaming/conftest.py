@@ -73,7 +73,9 @@ def processor() -> DictProcessor:
     )
 
 
-def run_stream(rewriter: StreamRewriter, chunks: Iterable[bytes]) -> tuple[bytes, bytes]:
+def run_stream(
+    rewriter: StreamRewriter, chunks: Iterable[bytes]
+) -> tuple[bytes, bytes]:
     """Feed `chunks`, then finish; return what the client got and the recording."""
     client = b"".join(rewriter.feed(chunk) for chunk in chunks)
     client += rewriter.finish()
@@ -97,11 +99,13 @@ def random_chunks(data: bytes, seed: int) -> list[bytes]:
 
 def sse(*payloads: str, line_end: str = "\n") -> bytes:
     """Return data-only SSE events for `payloads`."""
-    return "".join(f"data: {payload}{line_end}{line_end}" for payload in payloads).encode()
+    return "".join(
+        f"data: {payload}{line_end}{line_end}" for payload in payloads
+    ).encode()
 
 
 def compact(document: object) -> str:
-    """Serialize like the rewriter does, so expected events can be built the same way."""
+    """Serialize like the rewriter does, so expected events match byte for byte."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -124,6 +128,8 @@ def chat_chunk(
             "object": "chat.completion.chunk",
             "created": 1700000000,
             "model": "m",
-            "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason}],
+            "choices": [
+                {"index": index, "delta": delta, "finish_reason": finish_reason}
+            ],
         }
     )

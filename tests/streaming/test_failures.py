@@ -71,7 +71,9 @@ def test_processor_error_anthropic_format():
         "delta": {"type": "text_delta", "text": "Hi Alice, "},
     }
 
-    output = rewriter.feed(f"event: content_block_delta\ndata: {compact(delta)}\n\n".encode())
+    output = rewriter.feed(
+        f"event: content_block_delta\ndata: {compact(delta)}\n\n".encode()
+    )
 
     name, data = output.decode().split("\n")[:2]
     assert name == "event: error"
@@ -79,7 +81,9 @@ def test_processor_error_anthropic_format():
 
 
 def test_processor_error_ollama_format():
-    rewriter = rewriter_for(ApiShape.OLLAMA_CHAT, "application/x-ndjson", FailingProcessor())
+    rewriter = rewriter_for(
+        ApiShape.OLLAMA_CHAT, "application/x-ndjson", FailingProcessor()
+    )
 
     output = rewriter.feed(b'{"message":{"role":"assistant","content":"Hi Alice, "}}\n')
 
@@ -88,7 +92,9 @@ def test_processor_error_ollama_format():
 
 
 def test_processor_error_in_finish():
-    rewriter = rewriter_for(ApiShape.OPENAI_CHAT, "text/event-stream", FailingProcessor())
+    rewriter = rewriter_for(
+        ApiShape.OPENAI_CHAT, "text/event-stream", FailingProcessor()
+    )
     rewriter.feed(sse(chat_chunk("Alice")))
 
     output = rewriter.finish()
@@ -143,7 +149,11 @@ def test_byte_order_mark_skipped(processor):
 
 def test_generic_shape_processes_each_event(processor):
     rewriter = rewriter_for(ApiShape.OPENAI_RESPONSES, "text/event-stream", processor)
-    delta = {"type": "response.output_text.delta", "item_id": "msg_1", "delta": ALICE_TOKEN}
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "delta": ALICE_TOKEN,
+    }
 
     output = rewriter.feed(sse(compact(delta)))
 

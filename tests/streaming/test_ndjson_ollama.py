@@ -110,19 +110,46 @@ def test_chat_last_line_without_newline(processor):
 
 
 def test_chat_tool_arguments_processed(processor):
-    call = {"function": {"name": "send", "arguments": {"to": ALICE_TOKEN, "cc": ["bob@example.test"]}}}
-    line = compact(
-        {"model": "llama3", "message": {"role": "assistant", "content": "", "tool_calls": [call]}, "done": False}
-    ).encode() + b"\n"
+    call = {
+        "function": {
+            "name": "send",
+            "arguments": {"to": ALICE_TOKEN, "cc": ["bob@example.test"]},
+        }
+    }
+    line = (
+        compact(
+            {
+                "model": "llama3",
+                "message": {"role": "assistant", "content": "", "tool_calls": [call]},
+                "done": False,
+            }
+        ).encode()
+        + b"\n"
+    )
 
     client, recorded = run_stream(ollama_rewriter(processor), [line])
 
     expected_call = {
-        "function": {"name": "send", "arguments": {"to": "Alice Novak", "cc": [EMAIL_TOKEN]}}
+        "function": {
+            "name": "send",
+            "arguments": {"to": "Alice Novak", "cc": [EMAIL_TOKEN]},
+        }
     }
-    assert client == compact(
-        {"model": "llama3", "message": {"role": "assistant", "content": "", "tool_calls": [expected_call]}, "done": False}
-    ).encode() + b"\n"
+    assert (
+        client
+        == compact(
+            {
+                "model": "llama3",
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [expected_call],
+                },
+                "done": False,
+            }
+        ).encode()
+        + b"\n"
+    )
     assert b"Alice Novak" not in recorded
     assert EMAIL_TOKEN.encode() in recorded
 

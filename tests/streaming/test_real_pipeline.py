@@ -32,7 +32,10 @@ def detector() -> Detector:
 def pipeline(detector: Detector, tmp_path: Path) -> Iterator[Pipeline]:
     vault = Vault.open(tmp_path / "vault.db", tmp_path / "master.key", create=True)
     pipeline = Pipeline(detector, vault)
-    request = {"model": "m", "messages": [{"role": "user", "content": "I am Alice Novak."}]}
+    request = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "I am Alice Novak."}],
+    }
     result = pipeline.process_request(
         ApiShape.OPENAI_CHAT, json.dumps(request).encode(), NAMESPACE
     )
@@ -75,7 +78,9 @@ def test_real_pipeline_restores_and_tokenizes(pipeline, split):
 
     client, recorded = run_stream(rewriter, chunks)
 
-    assert content_of(client) == f"Hi Alice Novak, your colleague {BRUNO} will call you."
+    assert (
+        content_of(client) == f"Hi Alice Novak, your colleague {BRUNO} will call you."
+    )
     assert content_of(recorded) == f"Hi {ALICE}, your colleague {BRUNO} will call you."
     assert b"Bruno" not in client
     assert b"Novak" not in recorded

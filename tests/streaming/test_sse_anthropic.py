@@ -9,7 +9,14 @@ import pytest
 from addons.shapes import ApiShape
 from addons.streaming import rewriter_for
 
-from .conftest import ALICE_TOKEN, EMAIL_TOKEN, byte_chunks, compact, random_chunks, run_stream
+from .conftest import (
+    ALICE_TOKEN,
+    EMAIL_TOKEN,
+    byte_chunks,
+    compact,
+    random_chunks,
+    run_stream,
+)
 
 
 def event(name: str, document: dict[str, object]) -> bytes:
@@ -19,7 +26,11 @@ def event(name: str, document: dict[str, object]) -> bytes:
 def text_delta(index: int, text: str) -> bytes:
     return event(
         "content_block_delta",
-        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}},
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "text_delta", "text": text},
+        },
     )
 
 
@@ -36,18 +47,30 @@ def json_delta(index: int, partial_json: str) -> bytes:
 
 MESSAGE_START = event(
     "message_start",
-    {"type": "message_start", "message": {"id": "msg_1", "role": "assistant", "content": []}},
+    {
+        "type": "message_start",
+        "message": {"id": "msg_1", "role": "assistant", "content": []},
+    },
 )
 TEXT_START = event(
     "content_block_start",
-    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "text", "text": ""},
+    },
 )
 TOOL_START = event(
     "content_block_start",
     {
         "type": "content_block_start",
         "index": 1,
-        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {}},
+        "content_block": {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": "send",
+            "input": {},
+        },
     },
 )
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
@@ -96,9 +119,7 @@ CLIENT = b"".join(
         MESSAGE_STOP,
     ]
 )
-RECORDED = (
-    CLIENT.replace(b"Alice Novak", ALICE_TOKEN.encode())
-)
+RECORDED = CLIENT.replace(b"Alice Novak", ALICE_TOKEN.encode())
 
 
 def messages_rewriter(processor):
@@ -134,9 +155,13 @@ def test_open_block_flushed_before_message_stop(processor):
 
     client, _ = run_stream(messages_rewriter(processor), [stream])
 
-    assert client == TEXT_START + text_delta(0, "Hi ") + text_delta(
-        0, "Alice Novak"
-    ) + MESSAGE_STOP
+    assert (
+        client
+        == TEXT_START
+        + text_delta(0, "Hi ")
+        + text_delta(0, "Alice Novak")
+        + MESSAGE_STOP
+    )
 
 
 def test_open_block_flushed_at_end_of_stream(processor):
@@ -167,11 +192,18 @@ def test_thinking_delta_processed(processor):
 def test_error_event_message_processed(processor):
     error = event(
         "error",
-        {"type": "error", "error": {"type": "overloaded_error", "message": "bob@example.test"}},
+        {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "bob@example.test"},
+        },
     )
 
     client, _ = run_stream(messages_rewriter(processor), [error])
 
     assert client == event(
-        "error", {"type": "error", "error": {"type": "overloaded_error", "message": EMAIL_TOKEN}}
+        "error",
+        {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": EMAIL_TOKEN},
+        },
     )

@@ -45,7 +45,9 @@ SPLIT_TOKEN_RECORDED = sse(
 
 
 def chat_rewriter(processor):
-    return rewriter_for(ApiShape.OPENAI_CHAT, "text/event-stream; charset=utf-8", processor)
+    return rewriter_for(
+        ApiShape.OPENAI_CHAT, "text/event-stream; charset=utf-8", processor
+    )
 
 
 def test_split_token_restored_per_event(processor):
@@ -65,7 +67,9 @@ def test_split_token_restored_per_event(processor):
 
 
 def test_split_token_byte_by_byte(processor):
-    client, recorded = run_stream(chat_rewriter(processor), byte_chunks(SPLIT_TOKEN_STREAM))
+    client, recorded = run_stream(
+        chat_rewriter(processor), byte_chunks(SPLIT_TOKEN_STREAM)
+    )
 
     assert client == SPLIT_TOKEN_CLIENT
     assert recorded == SPLIT_TOKEN_RECORDED
@@ -191,7 +195,8 @@ def test_comments_and_fields_pass(processor):
     stream = (
         b": ping\n\n"
         b"retry: 3000\n\n"
-        b"event: chunk\nid: 7\ndata: " + chat_chunk("Hi " + ALICE_TOKEN + " ").encode()
+        b"event: chunk\nid: 7\ndata: "
+        + chat_chunk("Hi " + ALICE_TOKEN + " ").encode()
         + b"\n\n"
     )
 
@@ -199,7 +204,9 @@ def test_comments_and_fields_pass(processor):
 
     assert client == (
         b": ping\n\nretry: 3000\n\n"
-        b"event: chunk\nid: 7\ndata: " + chat_chunk("Hi Alice Novak ").encode() + b"\n\n"
+        b"event: chunk\nid: 7\ndata: "
+        + chat_chunk("Hi Alice Novak ").encode()
+        + b"\n\n"
     )
     assert recorded == stream
 
@@ -402,7 +409,12 @@ def test_completions_tail_flushed_before_done(processor):
             "id": "cmpl-1",
             "object": "text_completion",
             "choices": [
-                {"index": 0, "text": "Alice Novak", "logprobs": None, "finish_reason": None}
+                {
+                    "index": 0,
+                    "text": "Alice Novak",
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
             ],
         }
     )

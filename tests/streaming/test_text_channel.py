@@ -83,7 +83,10 @@ def test_tokenize_gets_left_context():
 
     channel.push("report now ")
 
-    assert processor.tokenize_calls == ["please mail the ", "please mail the report now "]
+    assert processor.tokenize_calls == [
+        "please mail the ",
+        "please mail the report now ",
+    ]
 
 
 def test_left_context_bounded_to_whole_words():
