@@ -49,6 +49,10 @@ class TokenizedTextCache:
 
     The key is random per process, so a digest in memory cannot be matched against a
     guessed value elsewhere. Entries contain tokenized text only, never the input.
+
+    NOTE: an entry outlives the tokens in it. After the vault expires or purges such a
+    token, resent text still gets the old token, which no longer restores, until the
+    entry is evicted or the process restarts.
     """
 
     def __init__(self, max_size: int) -> None:
