@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 from mitmproxy import ctx
 from mitmproxy import exceptions
@@ -250,35 +251,29 @@ class Recorder:
     """mitmproxy addon that records the gateway's tokenized flows per session.
 
     `vault` returns the open vault that contains the session index, or None while
-    none is open. `recordings_dir` returns the recordings directory when another addon
-    owns that setting. Without it, the Recorder declares the
-    `tokengate_recordings` option itself.
+    none is open. The recordings directory is the `tokengate_recordings` option. The
+    Recorder declares that option unless an addon loaded before it (the gateway,
+    which also reads it from its config file) already has.
     """
 
-    def __init__(
-        self,
-        vault: Callable[[], Vault | None],
-        recordings_dir: Callable[[], Path | None] | None = None,
-    ) -> None:
+    def __init__(self, vault: Callable[[], Vault | None]) -> None:
         self._vault = vault
-        self._recordings_dir = recordings_dir
         self._appender = FlowFileAppender()
-        self._configured_dir: Path | None = None
         self.directory: Path | None = None
         self.require_recording = True
         self.recorded = 0
         self.failures = 0
 
     def load(self, loader) -> None:
-        if self._recordings_dir is None:
+        if "tokengate_recordings" not in loader.master.options:
             loader.add_option(
                 "tokengate_recordings",
-                str,
-                str(default_home() / "recordings"),
+                Optional[str],
+                None,
                 """
                 Directory for session recordings: one mitmproxy flow file per
                 session (SESSION.flows, tokenized, readable with mitmproxy -r).
-                Created with mode 0700 if missing.
+                Created with mode 0700 if missing. Default: $TOKENGATE_HOME/recordings.
                 """,
             )
         loader.add_option(
@@ -295,13 +290,11 @@ class Recorder:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if self._recordings_dir is not None:
-            directory = self._recordings_dir()
-            if directory is not None and directory != self._configured_dir:
-                self.directory = _prepare_directory(directory)
-                self._configured_dir = directory
-        elif "tokengate_recordings" in updated:
-            self.directory = _prepare_directory(ctx.options.tokengate_recordings)
+        if "tokengate_recordings" in updated or self.directory is None:
+            value = ctx.options.tokengate_recordings
+            if value is None:
+                value = str(default_home() / "recordings")
+            self.directory = _prepare_directory(value)
         if "tokengate_require_recording" in updated:
             self.require_recording = ctx.options.tokengate_require_recording
 

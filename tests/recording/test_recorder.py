@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from mitmproxy import exceptions
@@ -279,14 +280,29 @@ def test_recorder_rejects_file_as_directory(tmp_path):
             tctx.configure(addon, tokengate_recordings=str(not_a_directory))
 
 
-def test_recorder_directory_from_callable(tmp_path):
-    directory = tmp_path / "elsewhere"
-    addon = Recorder(lambda: None, lambda: directory)
+def test_recorder_default_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENGATE_HOME", str(tmp_path / "home"))
+    addon = Recorder(lambda: None)
     with taddons.context(addon) as tctx:
         tctx.configure(addon)
 
+    assert addon.directory == (tmp_path / "home" / "recordings").resolve()
+    assert addon.directory.is_dir()
+
+
+def test_recorder_uses_declared_option(tmp_path):
+    directory = tmp_path / "from-gateway"
+
+    class DeclaresRecordings:
+        def load(self, loader):
+            loader.add_option("tokengate_recordings", Optional[str], None, "help")
+
+    addon = Recorder(lambda: None)
+    with taddons.context(DeclaresRecordings(), addon) as tctx:
+        tctx.configure(addon, tokengate_recordings=str(directory))
+
     assert addon.directory == directory.resolve()
-    assert directory.is_dir()
+    assert tctx.options._options["tokengate_recordings"].help == "help"
 
 
 def test_credential_names():
@@ -341,3 +357,18 @@ async def test_recording_opens_in_mitmdump(recorder, recordings):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("POST http://127.0.0.1:8000/v1/chat/completions") == 2
+
+
+async def test_recorder_failure_anthropic_error_format(recordings):
+    addon = Recorder(lambda: None)
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, tokengate_recordings=str(recordings))
+        flow = model_flow()
+        flow.metadata["tokengate"]["shape"] = "ANTHROPIC_MESSAGES"
+
+        await addon.response(flow)
+
+    document = json.loads(flow.response.content)
+    assert flow.response.status_code == 503
+    assert document["type"] == "error"
+    assert document["error"]["type"] == "api_error"
