@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,41 +173,47 @@ def repair_tail(path: Path) -> int:
 class FlowFileAppender:
     """Appends flows to flow files, one synced record at a time.
 
-    Thread-safe within a process. An exclusive `flock` on the file guards against
-    other processes appending to the same file at the same moment.
+    An exclusive `flock` on the file serializes appends from threads and processes.
+    A file whose size differs from what this appender last left (first use in this
+    process, or another writer) is checked for an incomplete last record first.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_tracked_files: int = 4096) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[Path, threading.Lock] = {}
-        self._repaired: set[Path] = set()
-
-    def _lock_for(self, path: Path) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(path, threading.Lock())
+        self._sizes: OrderedDict[Path, int] = OrderedDict()
+        self._max_tracked_files = max_tracked_files
 
     def append(self, path: Path, flow: http.HTTPFlow) -> None:
         """Append `flow` to `path`, creating the file with mode 0600 if needed."""
-        with self._lock_for(path):
-            created = not path.exists()
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(descriptor, "ab") as file:
-                fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-                if path not in self._repaired:
-                    removed = repair_tail(path) if not created else 0
-                    if removed:
-                        logger.warning(
-                            "flow file %s ended in an incomplete record; "
-                            "removed its last %d bytes",
-                            path,
-                            removed,
-                        )
-                    self._repaired.add(path)
-                FlowWriter(file).add(flow)
-                file.flush()
-                os.fsync(file.fileno())
-            if created:
-                _sync_directory(path.parent)
+        created = not path.exists()
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "ab") as file:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+            size = os.fstat(file.fileno()).st_size
+            with self._guard:
+                expected = self._sizes.get(path)
+            if size and size != expected:
+                removed = repair_tail(path)
+                if removed:
+                    logger.warning(
+                        "flow file %s ended in an incomplete record; "
+                        "removed its last %d bytes",
+                        path,
+                        removed,
+                    )
+            FlowWriter(file).add(flow)
+            file.flush()
+            os.fsync(file.fileno())
+            self._remember_size(path, os.fstat(file.fileno()).st_size)
+        if created:
+            _sync_directory(path.parent)
+
+    def _remember_size(self, path: Path, size: int) -> None:
+        with self._guard:
+            self._sizes[path] = size
+            self._sizes.move_to_end(path)
+            while len(self._sizes) > self._max_tracked_files:
+                self._sizes.popitem(last=False)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -14,13 +14,13 @@ from addons.replay import EXPORT_FORMATS
 from addons.replay import Recording
 from addons.replay import ReplayError
 from addons.replay import Revealer
+from addons.replay import export_recording
 from addons.replay import format_counts
 from addons.replay import format_entry
 from addons.replay import format_time
 from addons.replay import read_recording
 from addons.replay import resend_flow
 from addons.replay import transcript_entries
-from addons.replay import export_recording
 from vault import Vault
 from vault import VaultError
 from vault.sessions import list_sessions

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -14,8 +15,10 @@ from mitmproxy.flow import Error
 from mitmproxy.io import FlowReader
 from mitmproxy.test import taddons
 
+from addons.recording import FlowFileAppender
 from addons.recording import Recorder
 from addons.recording import is_credential_name
+from addons.recording import recorded_copy
 from addons.recording import session_file_name
 from addons.replay import read_recording
 from vault.sessions import list_sessions
@@ -372,3 +375,29 @@ async def test_recorder_failure_anthropic_error_format(recordings):
     assert flow.response.status_code == 503
     assert document["type"] == "error"
     assert document["error"]["type"] == "api_error"
+
+
+def test_appender_concurrent_threads(tmp_path):
+    path = tmp_path / "s1.flows"
+    appender = FlowFileAppender()
+    flows = [recorded_copy(model_flow()) for _ in range(80)]
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda flow: appender.append(path, flow), flows))
+
+    recording = read_recording(path)
+    assert sorted(flow.id for flow in recording.flows) == sorted(f.id for f in flows)
+    assert not recording.incomplete_tail
+
+
+def test_appenders_share_file(tmp_path):
+    path = tmp_path / "s1.flows"
+    first = FlowFileAppender()
+    second = FlowFileAppender()
+
+    for appender in (first, second, first, second):
+        appender.append(path, recorded_copy(model_flow()))
+
+    recording = read_recording(path)
+    assert len(recording.flows) == 4
+    assert not recording.incomplete_tail
