@@ -32,6 +32,7 @@ from addons.detection_engine import (
     LANGUAGE,
     NER_LABELS,
     NER_SCORE,
+    common_words,
     create_analyzer,
     create_nlp_engine,
 )
@@ -122,6 +123,7 @@ class Detector:
         self._nlp_engine = create_nlp_engine(self.settings.spacy_model)
         self._nlp = self._nlp_engine.get_nlp(LANGUAGE)
         self._analyzer = create_analyzer(self.rules, self._nlp_engine)
+        self._common_words = common_words(self._nlp_engine.get_nlp(LANGUAGE))
         self._entity_list = sorted(self.entities)
         self._pattern_priority = {
             entity_type: rank for rank, entity_type in enumerate(TYPE_PRIORITY)
@@ -196,7 +198,9 @@ class Detector:
 
     def _detect_chunks(self, chunks: list[str]) -> list[list[_Candidate]]:
         unique = list(dict.fromkeys(chunks))
-        restored = {chunk: restore_case(chunk) for chunk in unique}
+        restored = {
+            chunk: restore_case(chunk, self._common_words) for chunk in unique
+        }
         ner_inputs = unique + [copy for copy in restored.values() if copy is not None]
         with self._nlp_lock:
             docs = list(self._nlp.pipe(ner_inputs, batch_size=NER_BATCH_SIZE))

@@ -205,6 +205,26 @@ def load_ner_pipeline(model_name: str) -> Language:
     return nlp
 
 
+def common_words(nlp: Language) -> frozenset[str]:
+    """Return the verbs, adjectives and adverbs of the pipeline's lemmatizer tables.
+
+    The English pipelines ship WordNet's lemma index with their rule lemmatizer.
+    Nouns are left out because the index lists many given names and places as
+    nouns. Returns an empty set when the pipeline has no such table.
+    """
+    if "lemmatizer" not in nlp.component_names:
+        return frozenset()
+    lookups = nlp.get_pipe("lemmatizer").lookups
+    if not lookups.has_table("lemma_index"):
+        return frozenset()
+    index = lookups.get_table("lemma_index")
+    words: set[str] = set()
+    for part_of_speech in ("verb", "adj", "adv"):
+        if part_of_speech in index:
+            words.update(index[part_of_speech])
+    return frozenset(words)
+
+
 def create_nlp_engine(model_name: str) -> PipelineSpacyNlpEngine:
     configuration = {
         "nlp_engine_name": "spacy",

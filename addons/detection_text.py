@@ -185,31 +185,32 @@ _WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
 _CODE_CHARACTERS = re.compile(r"[{}()\[\];=<>_/\\`|$#*]")
 
 
-def restore_case(text: str) -> str | None:
+def restore_case(text: str, common_words: frozenset[str] = frozenset()) -> str | None:
     """Return a copy of `text` with prose lines written all lower or all upper case
     re-capitalized, or None when no line needs it.
 
     The small English pipeline finds names mainly by their capital letters, so
     "please call jonas ferreira-ek" is missed without this. Each word of such a line
-    that is not a stop word gets an upper-case first letter and lower-case rest;
-    the copy has the same length, so offsets stay valid. Lines that look like code
-    are left alone.
+    gets an upper-case first letter and lower-case rest, unless it is a stop word
+    or, in a simple inflected form, one of `common_words` (verbs, adjectives and
+    adverbs, which are rarely names). The copy has the same length, so offsets stay
+    valid. Lines that look like code are left alone.
     """
     changed = False
     lines = text.splitlines(keepends=True)
     for index, line in enumerate(lines):
-        restored = _restore_line(line)
+        restored = _restore_line(line, common_words)
         if restored is not None:
             lines[index] = restored
             changed = True
     return "".join(lines) if changed else None
 
 
-def _restore_line(line: str) -> str | None:
+def _restore_line(line: str, common_words: frozenset[str]) -> str | None:
     words = _WORD.findall(line)
     if len(words) < 2:
         return None
-    if len(_CODE_CHARACTERS.findall(line)) > max(2, len(line) // 40):
+    if len(_CODE_CHARACTERS.findall(line)) > len(line) // 40:
         return None
     upper_words = sum(1 for word in words if word.isupper() and len(word) > 1)
     capitalized = sum(1 for word in words if word[0].isupper() and not word.isupper())
@@ -222,12 +223,23 @@ def _restore_line(line: str) -> str | None:
         word = match.group(0)
         if word.isupper() and not shouting:
             return word
-        if word.lower() in STOP_WORDS:
-            return word.lower() if _same_length(word, word.lower()) else word
+        lowered = word.lower()
+        if lowered in STOP_WORDS or _is_common_word(lowered, common_words):
+            return lowered if _same_length(word, lowered) else word
         titled = _title_case(word)
         return titled if _same_length(word, titled) else word
 
     return _WORD.sub(recapitalize, line)
+
+
+_INFLECTIONS = ("", "s", "es", "ed", "d", "ing")
+
+
+def _is_common_word(word: str, common_words: frozenset[str]) -> bool:
+    return any(
+        word.endswith(suffix) and word[: len(word) - len(suffix)] in common_words
+        for suffix in _INFLECTIONS
+    )
 
 
 def _title_case(word: str) -> str:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import re
 import string
 from collections.abc import Callable
 
@@ -110,7 +111,16 @@ def not_placeholder(text: str) -> bool | None:
     lowered = stripped.lower()
     if lowered in _PLACEHOLDER_WORDS:
         return False
+    # A constant or attribute name is a reference to the secret, not the secret:
+    # OPENAI_API_KEY, settings.SECRET_KEY, self.token.
+    if _IDENTIFIER_REFERENCE.fullmatch(stripped):
+        return False
     return None
+
+
+_IDENTIFIER_REFERENCE = re.compile(
+    r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
+)
 
 
 _PLACEHOLDER_WORDS = frozenset(
