@@ -118,6 +118,15 @@ def _render(document: Any, edits: list[_Edit]) -> tuple[str, str]:
     return client, _serialize(document)
 
 
+def _leaves_value(edit: _Edit) -> bool:
+    """Tell whether `edit` writes the value that its field already has."""
+    if edit.client is _DELETE or edit.client != edit.recorded:
+        return False
+    if isinstance(edit.container, dict):
+        return edit.key in edit.container and edit.container[edit.key] == edit.client
+    return edit.container[edit.key] == edit.client
+
+
 def _apply(container: Any, key: str | int, value: Any) -> None:
     if value is _DELETE:
         if isinstance(container, dict):
@@ -128,6 +137,9 @@ def _apply(container: Any, key: str | int, value: Any) -> None:
 
 class EventRewriter:
     """Base of the shape-specific rewriters: parsing, text fallback and channels."""
+
+    min_release_chars = 0
+    """Minimum length of a release after a channel's first one, see `TextChannel`."""
 
     def __init__(self, processor: TextProcessor, token_format: TokenFormat) -> None:
         self.processor = processor
@@ -146,7 +158,8 @@ class EventRewriter:
         before: list[OutputEvent] = []
         edits: list[_Edit] = []
         self._rewrite_document(document, edits, before)
-        if not edits:
+        if all(_leaves_value(edit) for edit in edits):
+            # Keep the original bytes of an event whose text passed unchanged.
             return PayloadRewrite(before=before)
         client, recorded = _render(document, edits)
         return PayloadRewrite(before=before, client=client, recorded=recorded)
@@ -185,7 +198,10 @@ class EventRewriter:
         channel = self._channels.get(key)
         if channel is None:
             channel = TextChannel(
-                self.processor, self.token_format, json_fragment=json_fragment
+                self.processor,
+                self.token_format,
+                json_fragment=json_fragment,
+                min_release_chars=self.min_release_chars,
             )
             self._channels[key] = channel
         return channel
@@ -525,7 +541,19 @@ class OllamaEvents(EventRewriter):
             return
         for call in tool_calls:
             function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
+            if not isinstance(function, dict) or "arguments" not in function:
+                continue
+            arguments = function["arguments"]
+            if isinstance(arguments, str):
+                # Arguments serialized as JSON text need restored values escaped.
+                channel = TextChannel(
+                    self.processor, self.token_format, json_fragment=True
+                )
+                released = channel.push(arguments) + channel.flush()
+                edits.append(
+                    _Edit(function, "arguments", released.client, released.recorded)
+                )
+            else:
                 self._rewrite_strings(function, "arguments", edits)
 
     def _rewrite_strings(
@@ -607,15 +635,23 @@ class GenericEvents(EventRewriter):
 
 
 def event_rewriter_for(
-    shape: ApiShape, processor: TextProcessor, token_format: TokenFormat
+    shape: ApiShape,
+    processor: TextProcessor,
+    token_format: TokenFormat,
+    *,
+    min_release_chars: int = 0,
 ) -> EventRewriter:
     """Return the event rewriter for streams of `shape`."""
+    rewriter: EventRewriter
     if shape is ApiShape.OPENAI_CHAT:
-        return OpenAIChatEvents(processor, token_format)
-    if shape is ApiShape.OPENAI_COMPLETIONS:
-        return OpenAICompletionEvents(processor, token_format)
-    if shape is ApiShape.ANTHROPIC_MESSAGES:
-        return AnthropicEvents(processor, token_format)
-    if shape in (ApiShape.OLLAMA_CHAT, ApiShape.OLLAMA_GENERATE):
-        return OllamaEvents(processor, token_format)
-    return GenericEvents(processor, token_format, shape)
+        rewriter = OpenAIChatEvents(processor, token_format)
+    elif shape is ApiShape.OPENAI_COMPLETIONS:
+        rewriter = OpenAICompletionEvents(processor, token_format)
+    elif shape is ApiShape.ANTHROPIC_MESSAGES:
+        rewriter = AnthropicEvents(processor, token_format)
+    elif shape in (ApiShape.OLLAMA_CHAT, ApiShape.OLLAMA_GENERATE):
+        rewriter = OllamaEvents(processor, token_format)
+    else:
+        rewriter = GenericEvents(processor, token_format, shape)
+    rewriter.min_release_chars = min_release_chars
+    return rewriter

@@ -143,6 +143,10 @@ class TextChannel:
 
     With `json_fragment`, the channel carries pieces of a JSON document (streamed tool
     arguments), and restored values are escaped for a JSON string.
+
+    With `min_release_chars`, every release after the first waits until that many
+    characters can be released, so detection runs fewer times per stream at the cost
+    of latency. The first release is never delayed, so the first text arrives early.
     """
 
     def __init__(
@@ -151,10 +155,13 @@ class TextChannel:
         token_format: TokenFormat,
         *,
         json_fragment: bool = False,
+        min_release_chars: int = 0,
     ) -> None:
         self._processor = processor
         self._token_format = token_format
         self._json_fragment = json_fragment
+        self._min_release_chars = min_release_chars
+        self._released_once = False
         self._pending = ""
         self._context = ""
 
@@ -172,6 +179,8 @@ class TextChannel:
         cut = len(self._pending) - held
         if cut <= 0:
             return NOTHING_RELEASED
+        if self._released_once and cut < self._min_release_chars:
+            return NOTHING_RELEASED
         releasable = self._pending[:cut]
         self._pending = self._pending[cut:]
         return self._release(releasable)
@@ -185,6 +194,7 @@ class TextChannel:
         return self._release(releasable)
 
     def _release(self, text: str) -> ReleasedText:
+        self._released_once = True
         recorded = self._tokenize_with_context(text)
         self._context = _last_words(self._context + recorded)
         if self._json_fragment:

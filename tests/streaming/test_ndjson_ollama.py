@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from addons.shapes import ApiShape
@@ -182,3 +184,27 @@ def test_non_json_line_processed_as_text(processor):
 
     assert client == f"mail {EMAIL_TOKEN}\n\n".encode()
     assert recorded == client
+
+
+def test_chat_string_arguments_escaped(processor):
+    processor.entitled[ALICE_TOKEN] = 'Alice "Al" Novak'
+    arguments = compact({"to": ALICE_TOKEN})
+    call = {"function": {"name": "send", "arguments": arguments}}
+    message = {"role": "assistant", "content": "", "tool_calls": [call]}
+    line = compact({"message": message, "done": False}).encode() + b"\n"
+
+    client, recorded = run_stream(ollama_rewriter(processor), [line])
+
+    sent = json.loads(client)["message"]["tool_calls"][0]["function"]["arguments"]
+    kept = json.loads(recorded)["message"]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"to": 'Alice "Al" Novak'}
+    assert kept == arguments
+
+
+def test_chat_tool_call_without_arguments(processor):
+    message = {"role": "assistant", "tool_calls": [{"function": {"name": "now"}}]}
+    line = compact({"message": message, "done": False}).encode() + b"\n"
+
+    client, _ = run_stream(ollama_rewriter(processor), [line])
+
+    assert client == line

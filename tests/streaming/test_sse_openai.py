@@ -212,11 +212,21 @@ def test_comments_and_fields_pass(processor):
 
 
 def test_multiline_data_joined(processor):
+    first_line = '{"choices":[{"index":0,'
+    second_line = '"delta":{"content":"' + ALICE_TOKEN + ' "}}]}'
+    stream = f"data: {first_line}\ndata: {second_line}\n\n".encode()
+
+    client, _ = run_stream(chat_rewriter(processor), [stream])
+
+    assert client == sse('{"choices":[{"index":0,"delta":{"content":"Alice Novak "}}]}')
+
+
+def test_multiline_data_unchanged_kept(processor):
     stream = b'data: {"choices":[{"index":0,\ndata: "delta":{"content":"ok "}}]}\n\n'
 
     client, _ = run_stream(chat_rewriter(processor), [stream])
 
-    assert client == sse('{"choices":[{"index":0,"delta":{"content":"ok "}}]}')
+    assert client == stream
 
 
 def test_error_event_message_processed(processor):
@@ -419,3 +429,35 @@ def test_completions_tail_flushed_before_done(processor):
         }
     )
     assert client == sse(completion_chunk("Dear "), flushed, "[DONE]")
+
+
+def test_unchanged_content_bytes_identical(processor):
+    spaced = '{"choices": [{"index": 0, "delta": {"content": "plain words "}}]}'
+
+    client, recorded = run_stream(chat_rewriter(processor), byte_chunks(sse(spaced)))
+
+    assert client == sse(spaced)
+    assert recorded == sse(spaced)
+
+
+def test_min_release_same_text(processor):
+    rewriter = rewriter_for(
+        ApiShape.OPENAI_CHAT, "text/event-stream", processor, min_release_chars=32
+    )
+
+    client, recorded = run_stream(rewriter, byte_chunks(SPLIT_TOKEN_STREAM))
+
+    assert client == sse(
+        chat_chunk(""),
+        chat_chunk("Hi "),
+        chat_chunk(""),
+        chat_chunk("Alice Novak, done", finish_reason="stop"),
+        "[DONE]",
+    )
+    assert recorded == sse(
+        chat_chunk(""),
+        chat_chunk("Hi "),
+        chat_chunk(""),
+        chat_chunk(ALICE_TOKEN + ", done", finish_reason="stop"),
+        "[DONE]",
+    )

@@ -129,3 +129,17 @@ def test_empty_push_calls_nothing():
     assert channel.push("") == ReleasedText("", "")
     assert channel.flush() == ReleasedText("", "")
     assert processor.tokenize_calls == []
+
+
+def test_min_release_batches_after_first():
+    processor = DictProcessor()
+    channel = TextChannel(processor, DEFAULT_FORMAT, min_release_chars=20)
+
+    first = channel.push("Hi, ")
+    second = channel.push("this is ")
+    third = channel.push("a longer reply ")
+
+    assert first == ReleasedText("Hi, ", "Hi, ")
+    assert second == ReleasedText("", "")
+    assert third == ReleasedText("this is a longer reply ", "this is a longer reply ")
+    assert processor.tokenize_calls == ["Hi, ", "Hi, this is a longer reply "]
