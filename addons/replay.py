@@ -35,7 +35,6 @@ from mitmproxy.io import FlowWriter
 from addons.recording import METADATA_KEY
 from vault import RevealDenied
 from vault import Vault
-from vault.tokens import DEFAULT_FORMAT
 from vault.tokens import TokenFormat
 
 logger = logging.getLogger(__name__)
@@ -481,13 +480,14 @@ class Revealer:
     A token that the vault does not reveal (other namespace, expired, unknown, or an
     origin that is not revealed) stays tokenized and is counted in `denied`. A token
     with an invalid check character is never looked up and is counted in `invalid`.
+    Tokens are found with `token_format`, or with the vault's format when it is None.
     """
 
     vault: Vault
     namespace: str
     actor: str
     purpose: str
-    token_format: TokenFormat = DEFAULT_FORMAT
+    token_format: TokenFormat | None = None
     revealed: int = 0
     denied: Counter[str] = field(default_factory=Counter)
     invalid: int = 0
@@ -507,9 +507,10 @@ class Revealer:
 
     def reveal_text(self, text: str) -> str:
         """Return `text` with each revealable token replaced by its value."""
+        token_format = self.token_format or self.vault.token_format
         pieces: list[str] = []
         position = 0
-        for match in self.token_format.find(text, lenient=True):
+        for match in token_format.find(text, lenient=True):
             if not match.valid:
                 self.invalid += 1
                 continue
