@@ -39,7 +39,7 @@ class VerifyResult:
     """The outcome of checking the audit chain.
 
     `first_bad_seq` is the first sequence number whose entry was edited, removed or
-    moved (None when the chain holds); `reason` says what was found there.
+    moved (None when the chain is intact), and `reason` describes what was found there.
     """
 
     ok: bool

@@ -56,8 +56,8 @@ class ConnectionPool:
     def write(self) -> Iterator[sqlite3.Connection]:
         """Run the block in a BEGIN IMMEDIATE transaction; commit, or roll back on error.
 
-        Threads of this process queue on a lock first, so they wait in order instead of
-        polling SQLite's lock; other processes are handled by the busy retry.
+        Threads of this process wait on a Python lock first instead of polling SQLite's
+        lock. Writers in other processes are handled by the busy retry.
         """
         connection = self.get()
         with self._write_lock:

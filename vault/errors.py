@@ -2,7 +2,7 @@
 
 
 class VaultError(Exception):
-    """Base class for vault failures; the message says what failed and what to do."""
+    """Base class for vault failures. The message names what failed and the next step."""
 
 
 class KeyFileError(VaultError):

@@ -1,6 +1,6 @@
 """The keys a running vault holds in memory, unwrapped from the database on demand.
 
-Holds the master key, the audit MAC key derived from it, the lookup key for
+Contains the master key, the audit MAC key derived from it, the lookup key for
 deterministic tokens and the data keys by version. None of these is ever logged;
 the repr shows the vault id only.
 """

@@ -1,6 +1,6 @@
 """The master key file and the keys derived from the master key.
 
-The key file holds 32 random bytes as one line of url-safe base64. It must be
+The key file contains 32 random bytes as one line of url-safe base64. It must be
 readable by its owner only (mode 0600), and it lives outside the database so that a
 copy of the database alone reveals nothing.
 """

@@ -24,8 +24,8 @@ COMPACT_TYPES = frozenset({"IBAN_CODE"})
 def normalize_value(value: str, entity_type: str) -> str:
     """Return the form of `value` that decides token identity for `entity_type`.
 
-    Email addresses are lower-cased; cards, phone numbers and similar numbers keep
-    their digits only; names are case-folded with runs of blanks collapsed; IBANs
+    Email addresses are lower-cased. Cards, phone numbers and similar numbers keep
+    their digits only. Names are case-folded with runs of blanks collapsed. IBANs
     lose their spaces and are upper-cased. Other types are only stripped, so that
     secrets that differ in case stay different.
     """

@@ -45,9 +45,9 @@ def rotate_data_key(
 ) -> DataKeyRotation:
     """Make a new data key active and re-encrypt every row under it, batch by batch.
 
-    Each batch commits on its own, so an interrupted rotation loses no work; calling
-    this again resumes it (without creating another key) while rows under older keys
-    remain. `max_batches` stops early, leaving the rotation incomplete.
+    Each batch commits on its own, so an interrupted rotation loses no finished batch.
+    While rows under older keys remain, calling this again resumes the rotation and
+    creates no other key. `max_batches` stops early, leaving the rotation incomplete.
     """
     if batch_size < 1:
         raise ValueError(f"invalid batch size {batch_size}: expected at least 1")
@@ -154,8 +154,8 @@ def rotate_master_key(vault: "Vault", actor: str) -> Path:
     The new key is first written to KEY_FILE.new (mode 0600) and flushed; the database
     switches to it in one transaction; then the old key file is kept as
     KEY_FILE.old-<UTC time> and the new one moved into place, each step atomic. A
-    crash between commit and move leaves KEY_FILE.new, and opening the vault says to
-    move it. Returns the backup path of the old key, which vault backups made before
+    crash between commit and move leaves KEY_FILE.new, and the error on opening the
+    vault names the `mv` command that finishes the rotation. Returns the backup path of the old key, which vault backups made before
     the rotation still need.
     """
     key_file = vault.key_file

@@ -1,6 +1,6 @@
 """The vault's SQLite schema and its forward migrations.
 
-`MIGRATIONS[n]` holds the statements that take a database from version n - 1 to n.
+`MIGRATIONS[n]` contains the statements that take a database from version n - 1 to n.
 A database whose version is above SCHEMA_VERSION was written by a newer tokengate and
 is rejected before anything in it changes.
 """

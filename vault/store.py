@@ -101,8 +101,8 @@ class Vault:
     ) -> "Vault":
         """Open the vault at `path` with the master key in `key_file`.
 
-        With `create`, a missing database and a missing key file are created (the key
-        file with mode 0600); an existing vault is never given a new key. `token_ttl`
+        With `create`, a missing database and a missing key file are created, the key
+        file with mode 0600. An existing vault is never given a new key. `token_ttl`
         maps entity types (and "*" for the rest) to token lifetimes in seconds, None
         meaning no expiry; it overrides the lifetimes stored in the vault.
         """

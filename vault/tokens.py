@@ -190,7 +190,7 @@ class TokenFormat:
     def prefix_holdback(self, text: str, lenient: bool = True) -> int:
         """Return how many trailing characters of `text` may begin a token.
 
-        A stream rewriter holds these back until more text arrives, so that a token
+        A stream rewriter keeps these back until more text arrives, so that a token
         split across chunks is still found, e.g. ``"Hi [PERS"`` gives 5. With
         `lenient`, a case-changed or blank-padded beginning counts, and so does a
         word that already reached the separator without the prefix (``"PERSON_1"``).
