@@ -60,14 +60,23 @@ class ConnectionPool:
         lock. Writers in other processes are handled by the busy retry.
         """
         connection = self.get()
+        if getattr(self._local, "writing", False):
+            raise RuntimeError(
+                "nested vault write transaction: call vault methods after the "
+                "write_transaction() block, or use the connection it yields"
+            )
         with self._write_lock:
-            begin_immediate(connection, self.path)
+            self._local.writing = True
             try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+                begin_immediate(connection, self.path)
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+            finally:
+                self._local.writing = False
 
     def close(self) -> None:
         """Close every connection this pool opened."""

@@ -253,3 +253,10 @@ def test_connection_is_per_thread(vault):
     assert seen[0] is not vault.connection()
     assert vault.connection() is vault.connection()
     assert isinstance(seen[0], sqlite3.Connection)
+
+
+def test_nested_write_transaction_raises(vault):
+    with pytest.raises(RuntimeError, match="nested vault write transaction"):
+        with vault.write_transaction():
+            vault.tokenize("Sybil", "PERSON", "ns")
+    assert vault.tokenize("Sybil", "PERSON", "ns") == "[PERSON_13]"
