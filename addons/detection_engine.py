@@ -7,6 +7,7 @@ public-suffix snapshot bundled with tldextract.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import Any
 
@@ -23,6 +24,7 @@ from presidio_analyzer import (
     RecognizerResult,
     predefined_recognizers,
 )
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import (
     NlpArtifacts,
     NlpEngineProvider,
@@ -137,14 +139,62 @@ class PhoneNumberRecognizer(predefined_recognizers.PhoneRecognizer):
         regex_flags: int | None = None,
     ) -> list[RecognizerResult]:
         results = []
-        for result in super().analyze(text, entities, nlp_artifacts):
-            value = text[result.start : result.end]
-            if _DATE_LIKE.fullmatch(value):
-                continue
-            if value.isdigit():
-                result.score = _BARE_DIGITS_SCORE
-            results.append(result)
-        return results
+        # libphonenumber's matcher is slow on long text, so it reads only the
+        # windows around digit runs that could be a number.
+        for window_start, window_end in _digit_windows(text):
+            window = text[window_start:window_end]
+            for result in super().analyze(window, entities, None):
+                result.start += window_start
+                result.end += window_start
+                value = text[result.start : result.end]
+                if _DATE_LIKE.fullmatch(value):
+                    continue
+                if value.isdigit():
+                    result.score = _BARE_DIGITS_SCORE
+                results.append(result)
+        return EntityRecognizer.remove_duplicates(results)
+
+
+_PHONE_CANDIDATE = regex.compile(r"[+(]?\d[\d\s().\-/]{5,}\d")
+_WINDOW_MARGIN = 8
+
+
+def _digit_windows(text: str) -> list[tuple[int, int]]:
+    """Return merged spans around digit runs long enough to be a phone number."""
+    windows: list[tuple[int, int]] = []
+    for match in _PHONE_CANDIDATE.finditer(text):
+        start = max(0, match.start() - _WINDOW_MARGIN)
+        end = min(len(text), match.end() + _WINDOW_MARGIN)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+class IndexedContextEnhancer(LemmaContextAwareEnhancer):
+    """Presidio's lemma context enhancer with a binary search for the match token.
+
+    The stock enhancer scans the tokens from the start for every result, which is
+    quadratic on long texts with many results.
+    """
+
+    @staticmethod
+    def _find_index_of_match_token(
+        word: str, start: int, tokens, tokens_indices: list[int]
+    ) -> int:
+        ends = tokens.user_data.get(_TOKEN_ENDS_KEY) if isinstance(tokens, Doc) else None
+        if ends is None:
+            ends = [index + len(token) for index, token in zip(tokens_indices, tokens)]
+            if isinstance(tokens, Doc):
+                tokens.user_data[_TOKEN_ENDS_KEY] = ends
+        position = bisect.bisect_right(ends, start)
+        if position >= len(ends):
+            raise ValueError(f"no token at offset {start} for a {len(word)}-character match")
+        return position
+
+
+_TOKEN_ENDS_KEY = "tokengate_token_ends"
 
 
 class PipelineSpacyNlpEngine(SpacyNlpEngine):
@@ -356,4 +406,5 @@ def create_analyzer(rule_set: RuleSet, nlp_engine: PipelineSpacyNlpEngine) -> An
         registry=registry,
         nlp_engine=nlp_engine,
         supported_languages=[LANGUAGE],
+        context_aware_enhancer=IndexedContextEnhancer(),
     )

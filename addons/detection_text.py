@@ -187,7 +187,7 @@ _CODE_CHARACTERS = re.compile(r"[{}()\[\];=<>_/\\`|$#*]")
 
 def restore_case(text: str, common_words: frozenset[str] = frozenset()) -> str | None:
     """Return a copy of `text` with prose lines written all lower or all upper case
-    re-capitalized, or None when no line needs it.
+    re-capitalized and all other lines blanked, or None when no line needs it.
 
     The small English pipeline finds names mainly by their capital letters, so
     "please call jonas ferreira-ek" is missed without this. Each word of such a line
@@ -203,7 +203,16 @@ def restore_case(text: str, common_words: frozenset[str] = frozenset()) -> str |
         if restored is not None:
             lines[index] = restored
             changed = True
+        else:
+            # Blank lines cost the recognizer almost nothing; only restored lines
+            # are read again.
+            lines[index] = _blank(line)
     return "".join(lines) if changed else None
+
+
+def _blank(line: str) -> str:
+    content = line.rstrip("\r\n")
+    return " " * len(content) + line[len(content) :]
 
 
 def _restore_line(line: str, common_words: frozenset[str]) -> str | None:
