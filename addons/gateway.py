@@ -62,6 +62,9 @@ WATCHED_OPTIONS = frozenset(
     }
 )
 
+# Presidio's debug records quote the analyzed text ("Context list is: ...").
+VERBOSE_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
+
 T = TypeVar("T")
 
 
@@ -115,6 +118,7 @@ class Gateway:
 
     def load(self, loader: Any) -> None:
         gateway_config.declare_options(loader)
+        quiet_verbose_loggers()
 
     def configure(self, updated: set[str]) -> None:
         if not (
@@ -185,6 +189,7 @@ class Gateway:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error:
             return
+        strip_client_headers(flow.request.headers)
         try:
             self._check_host(flow)
         except Rejection as rejection:
@@ -197,13 +202,12 @@ class Gateway:
         request = flow.request
         shape = shape_for(request.path, request.headers.get("content-type", ""))
         state = self._begin(flow, shape)
+        strip_client_headers(request.headers)
         try:
             self._check_host(flow)
             self._check_request_headers(flow)
         except Rejection as rejection:
             self._reject(flow, state, rejection)
-            return
-        self._replace_credentials(flow, state)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         state = self.flows.get(flow.id)
@@ -220,6 +224,7 @@ class Gateway:
             self._reject(flow, state, rejection)
             return
         flow.request.headers["accept-encoding"] = "identity"
+        self._inject_upstream_credential(flow, state)
         self._publish(flow, state)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -342,11 +347,10 @@ class Gateway:
                 "'.', '_', ':', '-'.",
             )
 
-    def _replace_credentials(self, flow: http.HTTPFlow, state: FlowState) -> None:
+    def _inject_upstream_credential(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        # Injected last, so a flow rejected earlier never carries the upstream key.
         assert self.settings is not None
         headers = flow.request.headers
-        for name in STRIPPED_REQUEST_HEADERS:
-            headers.pop(name, None)
         key = self.settings.upstream_key
         if not key:
             return
@@ -657,6 +661,18 @@ def check_conflicting_options(options: Any) -> None:
             "proxy_debug logs raw request and response bytes. Unset it while "
             "tokengate runs."
         )
+
+
+def strip_client_headers(headers: http.Headers) -> None:
+    """Remove client credentials and gateway-only headers before anything logs them."""
+    for name in STRIPPED_REQUEST_HEADERS:
+        headers.pop(name, None)
+
+
+def quiet_verbose_loggers() -> None:
+    """Keep third-party debug records that quote analyzed text out of the log."""
+    for name in VERBOSE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def check_content_encoding(content_encoding: str, side: str) -> None:

@@ -101,11 +101,13 @@ def start_gateway(home: Path, args: list[str], confdir: Path | None = None) -> G
     home.mkdir(parents=True, exist_ok=True)
     confdir = confdir or home / "mitmproxy"
     log_path = home / "mitmdump.log"
+    # A restarted gateway appends to the same log: read only what this run wrote.
+    offset = log_path.stat().st_size if log_path.exists() else 0
     process = launch_mitmdump(home, confdir, log_path, args)
     deadline = time.monotonic() + STARTUP_SECONDS
     port = None
     while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
+        text = log_path.read_bytes()[offset:].decode(errors="replace")
         match = _LISTENING.search(text)
         if match and "tokengate ready" in text:
             port = int(match.group(1))
