@@ -153,8 +153,8 @@ class Detector:
         last_index = len(chunks) - 1
         for index, ((offset, chunk), found) in enumerate(zip(chunks, per_chunk)):
             for candidate in found:
-                # A span touching an inner cut may be a fragment; the neighbouring
-                # chunk overlaps this border and sees the whole value.
+                # A span touching an inner cut may be a fragment. The neighbouring
+                # chunk overlaps this border and contains the whole value.
                 if index > 0 and candidate.start == 0:
                     continue
                 if index < last_index and candidate.end == len(chunk):
@@ -198,9 +198,7 @@ class Detector:
 
     def _detect_chunks(self, chunks: list[str]) -> list[list[_Candidate]]:
         unique = list(dict.fromkeys(chunks))
-        restored = {
-            chunk: restore_case(chunk, self._common_words) for chunk in unique
-        }
+        restored = {chunk: restore_case(chunk, self._common_words) for chunk in unique}
         ner_inputs = unique + [copy for copy in restored.values() if copy is not None]
         with self._nlp_lock:
             docs = list(self._nlp.pipe(ner_inputs, batch_size=NER_BATCH_SIZE))
@@ -322,7 +320,7 @@ def _clip_ner_span(
     """Cut an NER span around pattern spans and at separators, then trim the pieces.
 
     The statistical model sometimes runs a name into an adjacent e-mail address
-    ("Dana Reyes - dana.reyes@example.test"); the pattern span is more precise
+    ("Dana Reyes - dana.reyes@example.test"). The pattern span is more precise
     there, so the name keeps only the text outside it.
     """
     holes = sorted(

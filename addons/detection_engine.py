@@ -1,4 +1,4 @@
-"""Presidio analyzer set-up: the spaCy NLP engine, offline e-mail check, rule recognizers.
+"""Presidio analyzer set-up: spaCy NLP engine, offline e-mail check, rule recognizers.
 
 Nothing here touches the network. The spaCy pipeline must be installed as a package
 (it is never downloaded), and the e-mail recognizer checks domains against the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-from typing import Any
 
 import regex
 import spacy
@@ -111,7 +110,9 @@ class OfflineEmailRecognizer(predefined_recognizers.EmailRecognizer):
         return [
             result
             for result in results
-            if not _URL_USERINFO_BEFORE.search(text, max(0, result.start - 200), result.start)
+            if not _URL_USERINFO_BEFORE.search(
+                text, max(0, result.start - 200), result.start
+            )
         ]
 
 
@@ -126,9 +127,9 @@ class PhoneNumberRecognizer(predefined_recognizers.PhoneRecognizer):
     """Presidio's phone recognizer without dates and with less trust in bare digits.
 
     libphonenumber accepts "05.10.2024" and a ten-digit Unix time such as
-    "1747731000" as possible numbers. Dates are dropped; digit runs with no "+",
-    separator or bracket keep a low score that only a context word such as
-    "phone" or "call" lifts above the default threshold.
+    "1747731000" as possible numbers. Dates are dropped. A digit run with no "+",
+    separator or bracket gets a low score, so only a context word such as "phone"
+    or "call" lifts it above the default threshold.
     """
 
     def analyze(
@@ -183,14 +184,18 @@ class IndexedContextEnhancer(LemmaContextAwareEnhancer):
     def _find_index_of_match_token(
         word: str, start: int, tokens, tokens_indices: list[int]
     ) -> int:
-        ends = tokens.user_data.get(_TOKEN_ENDS_KEY) if isinstance(tokens, Doc) else None
+        ends = (
+            tokens.user_data.get(_TOKEN_ENDS_KEY) if isinstance(tokens, Doc) else None
+        )
         if ends is None:
             ends = [index + len(token) for index, token in zip(tokens_indices, tokens)]
             if isinstance(tokens, Doc):
                 tokens.user_data[_TOKEN_ENDS_KEY] = ends
         position = bisect.bisect_right(ends, start)
         if position >= len(ends):
-            raise ValueError(f"no token at offset {start} for a {len(word)}-character match")
+            raise ValueError(
+                f"no token at offset {start} for a {len(word)}-character match"
+            )
         return position
 
 
@@ -202,8 +207,8 @@ class PipelineSpacyNlpEngine(SpacyNlpEngine):
 
     The English pipelines' `ner` component carries its own token-to-vector layer,
     so the tagger, parser, lemmatizer and shared `tok2vec` do not change its output
-    and are excluded for speed. Presidio's context enhancer compares lemmas; the
-    lower-case token text stands in for them.
+    and are excluded for speed. Presidio's context enhancer compares lemmas, so the
+    lower-case token text is passed as the lemma.
     """
 
     engine_name = "spacy"
@@ -353,7 +358,10 @@ class RuleRecognizer(PatternRecognizer):
             for match in self._deny_regex.finditer(text):
                 results.append(
                     self._result(
-                        match.start(), match.end(), self.rule.deny_list_score, "deny_list"
+                        match.start(),
+                        match.end(),
+                        self.rule.deny_list_score,
+                        "deny_list",
                     )
                 )
         return EntityRecognizer.remove_duplicates(results)
@@ -384,7 +392,9 @@ _REPLACED_RECOGNIZERS: dict[str, type[EntityRecognizer]] = {
 }
 
 
-def create_analyzer(rule_set: RuleSet, nlp_engine: PipelineSpacyNlpEngine) -> Any:
+def create_analyzer(
+    rule_set: RuleSet, nlp_engine: PipelineSpacyNlpEngine
+) -> AnalyzerEngine:
     """Build an AnalyzerEngine with the configured Presidio and rule recognizers."""
     registry = RecognizerRegistry(supported_languages=[LANGUAGE])
     registry.add_nlp_recognizer(nlp_engine)

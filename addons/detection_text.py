@@ -112,7 +112,7 @@ def _character_groups(text: str, run: re.Match[str]):
 
 
 def normalize_text(value: str) -> str:
-    """Return the normalized form that detection sees for `value`."""
+    """Return the normalized copy of `value` that detection works on."""
     return NormalizedText(value).text
 
 
@@ -132,10 +132,10 @@ def split_chunks(
     """Cut `text` into pieces of about `size` characters, overlapping by `overlap`.
 
     Cuts fall on whitespace where there is some in the last quarter of a piece, so
-    words stay whole, and never inside a region of `keep_whole` (sorted spans such
-    as private key blocks that are longer than the overlap); a piece grows past
-    `size` to take such a region whole. Returns (offset, piece) pairs that cover
-    the whole text.
+    words stay whole. A cut never falls inside a region of `keep_whole`, which are
+    sorted spans such as private key blocks that may be longer than the overlap.
+    A piece grows past `size` to take such a region whole. Returns (offset, piece)
+    pairs that cover the whole text.
     """
     if len(text) <= size:
         return [(0, text)]
@@ -157,9 +157,7 @@ def split_chunks(
     return chunks
 
 
-def _outside_regions(
-    end: int, lowest: int, regions: Sequence[tuple[int, int]]
-) -> int:
+def _outside_regions(end: int, lowest: int, regions: Sequence[tuple[int, int]]) -> int:
     """Move a cut at `end` out of any region: before it if possible, else after."""
     for region_start, region_end in regions:
         if region_start < end < region_end:

@@ -66,8 +66,8 @@ def us_ssn(text: str) -> bool:
     """Check the SSA rules for area, group and serial numbers of a US SSN.
 
     Area 000, 666 and 900-999, group 00 and serial 0000 are never issued. Numbers in
-    the 900-999 area are still accepted as ITIN-shaped identifiers, because they are
-    just as sensitive; only the never-valid zero blocks and repeated digits fail.
+    the 900-999 area are still accepted, because ITINs use that area and are just as
+    sensitive. Only area 000 or 666, the zero blocks and repeated digits fail.
     """
     digits = _digits(text)
     if len(digits) != 9 or len(set(digits)) == 1:

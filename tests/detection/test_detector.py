@@ -10,7 +10,8 @@ from addons.detection import DetectionSettings, Detector
 
 def found(detector: Detector, text: str) -> list[tuple[str, str]]:
     return [
-        (span.entity_type, text[span.start : span.end]) for span in detector.detect(text)
+        (span.entity_type, text[span.start : span.end])
+        for span in detector.detect(text)
     ]
 
 
@@ -28,11 +29,23 @@ def test_customer_id_rule(detector):
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("key: sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"),
-        ("token ghp_0123456789abcdefghijABCDEFGHIJ012345 leaked", "ghp_0123456789abcdefghijABCDEFGHIJ012345"),
-        ("SLACK=xoxb-1234567890-0987654321-AbCdEfGhIjKl", "xoxb-1234567890-0987654321-AbCdEfGhIjKl"),
+        (
+            "key: sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+            "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+        ),
+        (
+            "token ghp_0123456789abcdefghijABCDEFGHIJ012345 leaked",
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+        ),
+        (
+            "SLACK=xoxb-1234567890-0987654321-AbCdEfGhIjKl",
+            "xoxb-1234567890-0987654321-AbCdEfGhIjKl",
+        ),
         ("id AKIAIOSFODNN7EXAMPLE in the log", "AKIAIOSFODNN7EXAMPLE"),
-        ("maps key AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q here", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"),
+        (
+            "maps key AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q here",
+            "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+        ),
         ("postgres://app:Tr0ub4dor3@db.internal:5432/main", "Tr0ub4dor3"),
         ("DB_PASSWORD=correct-horse-battery", "correct-horse-battery"),
         ('{"client_secret": "9f8e7d6c5b4a3210"}', "9f8e7d6c5b4a3210"),
@@ -59,7 +72,11 @@ def test_secret_placeholder_ignored(detector):
 
 
 def test_private_key_block_detected(detector):
-    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"
+    key = (
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        "MIIEowIBAAKCAQEA7\nabc\n"
+        "-----END RSA PRIVATE KEY-----"
+    )
     assert found(detector, f"config:\n{key}\n") == [("SECRET", key)]
 
 
@@ -74,7 +91,9 @@ def test_detect_empty_text(detector):
 
 
 def test_detect_from_threads_gives_same_spans(detector):
-    text = "Alice Novak wrote to bruno.petit@example.test about card 4111 1111 1111 1111"
+    text = (
+        "Alice Novak wrote to bruno.petit@example.test about card 4111 1111 1111 1111"
+    )
     expected = detector.detect(text)
     results: list = []
 

@@ -48,7 +48,9 @@ def test_unicode_disguise_maps_to_original_span(detector, text, expected):
 
 
 def test_unicode_card_normalizes_to_ascii_digits(detector):
-    value = detector.normalize_value("４１１１−１１１１−１１１１−１１１１", "CREDIT_CARD")
+    value = detector.normalize_value(
+        "４１１１−１１１１−１１１１−１１１１", "CREDIT_CARD"
+    )
     assert value == "4111111111111111"
 
 

@@ -68,7 +68,10 @@ def test_rules_unknown_top_level_key(tmp_path):
 def test_rules_score_out_of_range(tmp_path):
     path = write_rules(tmp_path, VALID_RULE.replace("score: 0.9", "score: 9"))
     message = load_error(tmp_path)
-    assert message == f"{path}: rule 'ticket': pattern 'ticket' score is 9; must be from 0 to 1"
+    assert (
+        message
+        == f"{path}: rule 'ticket': pattern 'ticket' score is 9; must be from 0 to 1"
+    )
 
 
 def test_rules_invalid_yaml_reports_line(tmp_path):
@@ -84,7 +87,9 @@ def test_rules_duplicate_name_across_files(tmp_path):
 
 
 def test_rules_unknown_presidio_recognizer(tmp_path):
-    path = write_rules(tmp_path, VALID_RULE + "presidio_recognizers: [NoSuchRecognizer]\n")
+    path = write_rules(
+        tmp_path, VALID_RULE + "presidio_recognizers: [NoSuchRecognizer]\n"
+    )
     message = load_error(tmp_path)
     assert message == (
         f"{path}: presidio_recognizers: unknown Presidio recognizer 'NoSuchRecognizer'"
@@ -107,13 +112,17 @@ def test_rules_error_message_has_no_traceback(tmp_path):
 
 def test_rules_later_file_overrides_threshold(tmp_path):
     write_rules(tmp_path, VALID_RULE, "a.yaml")
-    write_rules(tmp_path, "version: 1\nentities:\n  TICKET_ID: {threshold: 0.7}\n", "b.yaml")
+    write_rules(
+        tmp_path, "version: 1\nentities:\n  TICKET_ID: {threshold: 0.7}\n", "b.yaml"
+    )
     assert load_rules(tmp_path).thresholds["TICKET_ID"] == 0.7
 
 
 def test_rules_disabled_entity_not_acted_on(tmp_path):
     write_rules(tmp_path, VALID_RULE, "a.yaml")
-    write_rules(tmp_path, "version: 1\nentities:\n  TICKET_ID: {enabled: false}\n", "b.yaml")
+    write_rules(
+        tmp_path, "version: 1\nentities:\n  TICKET_ID: {enabled: false}\n", "b.yaml"
+    )
     assert load_rules(tmp_path).entities == frozenset()
 
 

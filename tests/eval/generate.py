@@ -14,7 +14,6 @@ import base64
 import json
 import random
 import string
-from collections.abc import Callable
 from pathlib import Path
 
 SEED = 20240517
@@ -47,7 +46,9 @@ IBAN_LAYOUTS = {"DE": 18, "GB": 18, "FR": 23, "NL": 14, "ES": 20, "IT": 23, "AT"
 
 
 def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    body = prefix + "".join(
+        rng.choice(string.digits) for _ in range(length - len(prefix) - 1)
+    )
     for check in string.digits:
         candidate = body + check
         total = 0
@@ -82,7 +83,9 @@ def fake_iban(rng: random.Random) -> str:
     country = rng.choice(list(IBAN_LAYOUTS))
     if country in ("GB", "NL"):
         bank = "".join(rng.choice(string.ascii_uppercase) for _ in range(4))
-        rest = "".join(rng.choice(string.digits) for _ in range(IBAN_LAYOUTS[country] - 4))
+        rest = "".join(
+            rng.choice(string.digits) for _ in range(IBAN_LAYOUTS[country] - 4)
+        )
         bban = bank + rest
     else:
         bban = "".join(rng.choice(string.digits) for _ in range(IBAN_LAYOUTS[country]))
@@ -147,19 +150,29 @@ def fake_jwt(rng: random.Random) -> str:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     header = segment({"alg": rng.choice(["HS256", "RS256"]), "typ": "JWT"})
-    body = segment({"sub": str(rng.randint(1000, 99999)), "iat": rng.randint(1_600_000_000, 1_700_000_000)})
+    body = segment(
+        {
+            "sub": str(rng.randint(1000, 99999)),
+            "iat": rng.randint(1_600_000_000, 1_700_000_000),
+        }
+    )
     signature = random_token(rng, 43, ALNUM + "-_")
     return f"{header}.{body}.{signature}"
 
 
 def fake_api_key(rng: random.Random) -> str:
-    kind = rng.choice(["openai", "github", "slack", "aws", "google", "stripe", "gitlab", "hf"])
+    kind = rng.choice(
+        ["openai", "github", "slack", "aws", "google", "stripe", "gitlab", "hf"]
+    )
     if kind == "openai":
         return "sk-proj-" + random_token(rng, 40, ALNUM + "_-")
     if kind == "github":
         return "ghp_" + random_token(rng, 36, ALNUM)
     if kind == "slack":
-        return f"xoxb-{rng.randint(10**9, 10**10)}-{rng.randint(10**9, 10**10)}-" + random_token(rng, 24, ALNUM)
+        return (
+            f"xoxb-{rng.randint(10**9, 10**10)}-{rng.randint(10**9, 10**10)}-"
+            + random_token(rng, 24, ALNUM)
+        )
     if kind == "aws":
         return "AKIA" + random_token(rng, 16, UPPER_DIGITS)
     if kind == "google":
@@ -173,13 +186,22 @@ def fake_api_key(rng: random.Random) -> str:
 
 def fake_password(rng: random.Random) -> str:
     words = ["Tiger", "maple", "River", "orbit", "Cobalt", "lemon", "Falcon", "quartz"]
-    return rng.choice(words) + rng.choice("!#%*+") + str(rng.randint(10, 9999)) + rng.choice(words).lower()
+    return (
+        rng.choice(words)
+        + rng.choice("!#%*+")
+        + str(rng.randint(10, 9999))
+        + rng.choice(words).lower()
+    )
 
 
 def fake_private_key(rng: random.Random) -> str:
     lines = [random_token(rng, 64, ALNUM + "+/") for _ in range(rng.randint(3, 8))]
     kind = rng.choice(["RSA ", "EC ", "OPENSSH ", ""])
-    return f"-----BEGIN {kind}PRIVATE KEY-----\n" + "\n".join(lines) + f"\n-----END {kind}PRIVATE KEY-----"
+    return (
+        f"-----BEGIN {kind}PRIVATE KEY-----\n"
+        + "\n".join(lines)
+        + f"\n-----END {kind}PRIVATE KEY-----"
+    )
 
 
 def fake_customer_id(rng: random.Random) -> str:
@@ -200,7 +222,13 @@ class Sample:
         return self
 
     def value(self, value: str, entity_type: str) -> "Sample":
-        self.spans.append({"start": self.length, "end": self.length + len(value), "entity_type": entity_type})
+        self.spans.append(
+            {
+                "start": self.length,
+                "end": self.length + len(value),
+                "entity_type": entity_type,
+            }
+        )
         return self.text(value)
 
     def record(self, kind: str, case: str = "as_is") -> dict:
@@ -250,7 +278,9 @@ def person(rng: random.Random) -> str:
 
 def email_for(name: str, rng: random.Random) -> str:
     first, last = name.lower().replace("'", "").replace("ö", "o").split(" ", 1)
-    local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}", first])
+    local = rng.choice(
+        [f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}", first]
+    )
     return f"{local}@{rng.choice(EMAIL_DOMAINS)}"
 
 
@@ -279,12 +309,12 @@ CHAT_TEMPLATES = [
 CODE_TEMPLATES = [
     'def notify():\n    send_mail(to="{email}", subject="Build failed")\n    # owner: {person}\n',
     "const ADMIN_EMAIL = '{email}';\nconst FALLBACK_HOST = '{ipv4}';\n",
-    "import os\nOPENAI_API_KEY = \"{secret}\"\nclient = OpenAI(api_key=OPENAI_API_KEY)\n",
+    'import os\nOPENAI_API_KEY = "{secret}"\nclient = OpenAI(api_key=OPENAI_API_KEY)\n',
     "DATABASE_URL=postgres://app:{password}@db.internal:5432/orders\nREDIS_URL=redis://cache:6379/0\n",
     "server:\n  host: {ipv4}\n  admin: {email}\ndatabase:\n  user: app\n  password: {password}\n",
     "# .env\nGITHUB_TOKEN={secret}\nLOG_LEVEL=debug\n",
     "curl -H 'Authorization: Bearer {jwt}' https://api.example.com/v1/users\n",
-    "ssh_key = \"\"\"{private_key}\"\"\"\n",
+    'ssh_key = """{private_key}"""\n',
     "Server=sql01;Database=billing;User Id=svc_billing;Password={password};\n",
     "aws_access_key_id = {aws_key}\nregion = eu-central-1\n",
 ]
