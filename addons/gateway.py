@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,6 +67,9 @@ WATCHED_OPTIONS = frozenset(
 VERBOSE_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
 T = TypeVar("T")
+
+_detectors: dict[Path | None, Any] = {}
+_detectors_lock = threading.Lock()
 
 
 @dataclass
@@ -134,16 +138,20 @@ class Gateway:
                 "tokengate_model_hosts=HOST[:PORT], or run in --mode reverse:URL."
             )
         self.engine = open_engine(settings, self.engine)
-        self.settings = settings
+        previous, self.settings = self.settings, settings
 
-        if settings.fail_mode is FailMode.OPEN:
+        fail_mode_changed = previous is None or previous.fail_mode is not settings.fail_mode
+        if settings.fail_mode is FailMode.OPEN and fail_mode_changed:
             logger.log(
                 ALERT,
                 "tokengate_fail_mode is 'open': requests are forwarded untokenized "
                 "when detection or the vault fails or times out.",
             )
         self._apply_recordings_dir(settings)
-        if ctx.options.connection_strategy != "lazy":
+        if (
+            "connection_strategy" in ctx.options
+            and ctx.options.connection_strategy != "lazy"
+        ):
             # With "eager", mitmproxy connects upstream before the addon has decided.
             ctx.options.update(connection_strategy="lazy")
 
@@ -572,12 +580,36 @@ class Gateway:
         }
 
 
+def load_detector(rules_dir: Path | None) -> Any:
+    """Return the detector for a rules directory, loading spaCy only once per process.
+
+    The cache outlives the addon object, so mitmproxy's script reload does not load
+    spaCy again. Raises OptionsError naming the rules directory.
+    """
+    from addons.detection import DetectionSettings, Detector, RulesError
+
+    with _detectors_lock:
+        if rules_dir in _detectors:
+            return _detectors[rules_dir]
+        detection_settings = DetectionSettings()
+        if rules_dir is not None:
+            detection_settings = DetectionSettings(rules_dir=rules_dir)
+        try:
+            detector = Detector(detection_settings)
+        except (RulesError, OSError) as e:
+            raise exceptions.OptionsError(
+                f"Cannot load detection rules from {detection_settings.rules_dir} "
+                f"(tokengate_rules): {e}"
+            ) from e
+        _detectors[rules_dir] = detector
+        return detector
+
+
 def open_engine(settings: GatewaySettings, current: Engine | None) -> Engine:
     """Open the vault, detector and pipeline, reusing what the settings did not change.
 
     Raises OptionsError with the path and the failure.
     """
-    from addons.detection import DetectionSettings, Detector, RulesError
     from addons.pipeline import Pipeline
     from vault import Vault, VaultError
 
@@ -589,20 +621,7 @@ def open_engine(settings: GatewaySettings, current: Engine | None) -> Engine:
     ):
         return current
 
-    detector = None
-    if current is not None and current.rules_dir == settings.rules_dir:
-        detector = current.detector
-    if detector is None:
-        detection_settings = DetectionSettings()
-        if settings.rules_dir is not None:
-            detection_settings = DetectionSettings(rules_dir=settings.rules_dir)
-        try:
-            detector = Detector(detection_settings)
-        except (RulesError, OSError) as e:
-            raise exceptions.OptionsError(
-                f"Cannot load detection rules from {detection_settings.rules_dir} "
-                f"(tokengate_rules): {e}"
-            ) from e
+    detector = load_detector(settings.rules_dir)
 
     for directory in {settings.vault_path.parent, settings.key_file.parent}:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -633,30 +652,30 @@ def open_engine(settings: GatewaySettings, current: Engine | None) -> Engine:
 
 def check_conflicting_options(options: Any) -> None:
     """Reject mitmproxy options that would forward or store untokenized data."""
-    if options.stream_large_bodies:
+
+    def current(name: str) -> Any:
+        # mitmweb and tests load only some of mitmproxy's addons and their options.
+        return getattr(options, name) if name in options else None
+
+    if current("stream_large_bodies"):
         raise exceptions.OptionsError(
             f"stream_large_bodies={options.stream_large_bodies} makes mitmproxy "
             "forward large request bodies before tokengate can tokenize them. Unset "
             "it; tokengate_max_body limits body sizes instead."
         )
-    if options.save_stream_file:
-        raise exceptions.OptionsError(
-            f"save_stream_file={options.save_stream_file} would store restored "
-            "response bodies with raw values. Unset it; tokengate records tokenized "
-            "flows to tokengate_recordings."
-        )
-    if "hardump" in options and options.hardump:
-        raise exceptions.OptionsError(
-            f"hardump={options.hardump} would store restored response bodies with "
-            "raw values. Unset it; tokengate records tokenized flows to "
-            "tokengate_recordings."
-        )
-    if "flow_detail" in options and options.flow_detail >= 3:
+    for name in ("save_stream_file", "hardump"):
+        if current(name):
+            raise exceptions.OptionsError(
+                f"{name}={current(name)} would store restored response bodies with "
+                "raw values. Unset it; tokengate records tokenized flows to "
+                "tokengate_recordings."
+            )
+    if (current("flow_detail") or 0) >= 3:
         raise exceptions.OptionsError(
             f"flow_detail={options.flow_detail} would log response bodies with "
             "restored values. Use flow_detail 2 or lower."
         )
-    if options.proxy_debug:
+    if current("proxy_debug"):
         raise exceptions.OptionsError(
             "proxy_debug logs raw request and response bytes. Unset it while "
             "tokengate runs."
