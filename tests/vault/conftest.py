@@ -7,8 +7,6 @@ import pytest
 
 from vault import Vault
 
-TOKENGATE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tokengate"
-
 
 @pytest.fixture
 def vault_paths(tmp_path: Path) -> tuple[Path, Path]:

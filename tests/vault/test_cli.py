@@ -3,10 +3,11 @@
 import hashlib
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import TOKENGATE
+TOKENGATE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tokengate"
 
 COMMANDS = ["init", "stats", "rotate", "purge", "erase", "verify", "reveal"]
 
@@ -32,8 +33,6 @@ def initialized(paths):
 
 
 def tokenize(paths, value, namespace="ns"):
-    from pathlib import Path
-
     from vault import Vault
 
     with Vault.open(Path(paths[1]), Path(paths[3])) as vault:
