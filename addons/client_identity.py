@@ -70,8 +70,15 @@ class IdentityDeriver:
         message = json.dumps([purpose, *parts]).encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
+    @staticmethod
+    def explicit_session(namespace: str, header_value: str) -> str:
+        return f"{namespace}.{header_value}"
+
     def identify(self, credential: str | None, client_address: str) -> ClientIdentity:
-        """One namespace per principal; a principal is a credential or an address."""
+        """Derive the principal from a credential, or from the address without one.
+
+        Each principal gets its own namespace.
+        """
         if credential:
             principal = "key-" + self._digest("credential", credential)[:16]
         else:
@@ -90,7 +97,7 @@ class IdentityDeriver:
         namespace and API shape.
         """
         if header_value is not None:
-            return f"{namespace}.{header_value}"
+            return self.explicit_session(namespace, header_value)
         opening = conversation_opening(document)
         if opening is None:
             return f"{namespace}.{shape_name.lower()}"
@@ -102,7 +109,7 @@ def is_valid_session_header(value: str) -> bool:
 
 
 def credential_from_headers(headers: Any) -> str | None:
-    """The client's credential, from the first credential header present."""
+    """Return the client's credential from the first credential header present."""
     for name in CREDENTIAL_HEADERS:
         value = headers.get(name)
         if value:
@@ -114,7 +121,7 @@ def credential_from_headers(headers: Any) -> str | None:
 
 
 def conversation_opening(document: Any) -> str | None:
-    """Canonical text of the system prompt and first user message, or None."""
+    """Return canonical text of the system prompt and first user message, or None."""
     if not isinstance(document, dict):
         return None
     messages = document.get("messages")

@@ -87,7 +87,7 @@ class Engine:
 
 @dataclass
 class FlowState:
-    """What the gateway knows about one flow between its hooks."""
+    """Per-flow state that the gateway keeps between its hooks."""
 
     shape: ApiShape
     principal: str
@@ -100,6 +100,7 @@ class FlowState:
     recorded_response: bytes | None = None
     upstream_header: str | None = None
     stream: GuardedStream | None = None
+    buffered_rewriter: Any = None
     processor: Any = None
     rejected: bool = False
 
@@ -242,6 +243,7 @@ class Gateway:
         self._forget_upstream_credential(flow, state)
         response = flow.response
         assert response is not None and self.engine is not None
+
         content_type = response.headers.get("content-type", "")
         processor = self.engine.pipeline.response_text_processor(
             state.namespace, state.principal
@@ -249,22 +251,23 @@ class Gateway:
         rewriter = rewriter_for(state.shape, content_type, processor)
         if rewriter is None:
             return
+
+        state.processor = processor
         try:
             decoder = stream_decoder(response.headers.get("content-encoding", ""))
         except ValueError:
-            decoder = None
-            rejection = Rejection(
-                502,
-                "unsupported_content_encoding",
-                "The model server sent a stream with content-encoding "
-                f"{response.headers.get('content-encoding')!r}, which tokengate "
-                "cannot decode incrementally. Configure it to send identity encoding.",
+            # br or zstd: mitmproxy buffers the body and the response hook rewrites
+            # the decoded stream in one piece.
+            state.buffered_rewriter = rewriter
+            logger.warning(
+                "flow %s: stream with content-encoding %s is buffered, not streamed",
+                flow.id[:8],
+                response.headers.get("content-encoding"),
             )
-            self._replace_response(flow, state, rejection)
             return
+
         response.headers.pop("content-encoding", None)
         response.headers.pop("content-length", None)
-        state.processor = processor
         state.stream = GuardedStream(rewriter, state.shape, content_type, flow.id[:8], decoder)
         response.stream = state.stream
 
@@ -278,11 +281,15 @@ class Gateway:
         assert flow.response is not None
         if state.stream is not None:
             self._finish_stream(state)
-        else:
-            try:
+            self._publish(flow, state)
+            return
+        try:
+            if state.buffered_rewriter is not None:
+                await self._rewrite_buffered_stream(flow, state)
+            else:
                 await self._restore_response(flow, state)
-            except Rejection as rejection:
-                self._replace_response(flow, state, rejection)
+        except Rejection as rejection:
+            self._replace_response(flow, state, rejection)
         self._publish(flow, state)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -307,7 +314,7 @@ class Gateway:
             principal = namespace = "unknown"
         session = f"{namespace}.{shape.value}"
         if session_header is not None and is_valid_session_header(session_header):
-            session = f"{namespace}.{session_header}"
+            session = IdentityDeriver.explicit_session(namespace, session_header)
         state = FlowState(shape, principal, namespace, session, session_header)
         self.flows[flow.id] = state
         return state
@@ -486,15 +493,33 @@ class Gateway:
         response.headers.pop("content-encoding", None)
         response.content = result.client_body
 
+    async def _rewrite_buffered_stream(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        assert flow.response is not None
+        response = flow.response
+        body = self._read_body(response, "response")
+        rewriter = state.buffered_rewriter
+
+        def work() -> bytes:
+            return rewriter.feed(body) + rewriter.finish()
+
+        client_body = await self._off_loop(work, side="response")
+        state.recorded_response = bytes(rewriter.recorded)
+        self._count_processor(state)
+        response.headers.pop("content-encoding", None)
+        response.content = client_body
+
+    def _count_processor(self, state: FlowState) -> None:
+        processor = state.processor
+        state.counts.update(processor.counts)
+        state.decisions.append(f"restored:{processor.restored}")
+        if processor.unrestored:
+            state.decisions.append(f"unrestored:{processor.unrestored}")
+
     def _finish_stream(self, state: FlowState) -> None:
         stream = state.stream
         assert stream is not None
         state.recorded_response = bytes(stream.rewriter.recorded)
-        if state.processor is not None:
-            state.counts.update(state.processor.counts)
-            state.decisions.append(f"restored:{state.processor.restored}")
-            if state.processor.unrestored:
-                state.decisions.append(f"unrestored:{state.processor.unrestored}")
+        self._count_processor(state)
         if stream.failed is not None or getattr(stream.rewriter, "error", None):
             state.decisions.append("rejected:stream_processing_failed")
         logger.debug(

@@ -35,7 +35,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class FailMode(enum.Enum):
-    """What happens to a request when detection or the vault fails or times out."""
+    """Handling of a request when detection or the vault fails or times out."""
 
     CLOSED = "closed"
     OPEN = "open"

@@ -1,9 +1,9 @@
 """The callable that mitmproxy runs on each chunk of a streamed model response.
 
-It adapts a `StreamRewriter` to mitmproxy's `flow.response.stream` contract: an empty
-result mid-stream becomes `[]` (an empty chunk would end a chunked HTTP/1.1 body), the
-final `b""` call flushes the rewriter, and any exception ends the stream with one error
-event instead of passing upstream bytes on unprocessed.
+It adapts a `StreamRewriter` to mitmproxy's `flow.response.stream` contract. An empty
+result mid-stream becomes `[]`, because an empty chunk would end a chunked HTTP/1.1
+body. The final `b""` call flushes the rewriter. Any exception ends the stream with one
+error event instead of passing upstream bytes on unprocessed.
 
 mitmproxy calls the stream callable synchronously while it holds the lock of the whole
 proxy, so the time a rewriter spends in detection delays every other flow by as much.
@@ -37,9 +37,9 @@ class StreamDecoder(Protocol):
 
 
 def stream_decoder(content_encoding: str) -> StreamDecoder | None:
-    """An incremental decoder for gzip or deflate, None for identity.
+    """Return an incremental decoder for gzip or deflate, or None for identity.
 
-    Raises ValueError for other encodings: the gateway requests identity encoding
+    Raises ValueError for other encodings. The gateway requests identity encoding
     upstream, so these only come from servers that ignore Accept-Encoding.
     """
     encoding = content_encoding.strip().lower()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 
+import brotli
 import pytest
 from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
@@ -281,3 +283,47 @@ def test_unconfigured_gateway_rejects_503() -> None:
         flow = chat_flow(chat_body("hi"))
         gateway.requestheaders(flow)
     assert flow.response.status_code == 503
+
+
+def sse_event(text: str) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def tokenized_flow(gateway: Gateway) -> tuple[http.HTTPFlow, str]:
+    flow = chat_flow(chat_body(f"mail {EMAIL}"))
+    asyncio.run(send(gateway, flow))
+    token = json.loads(flow.request.content)["messages"][0]["content"].split()[-1]
+    return flow, token
+
+
+def test_gzip_sse_decoded_while_streaming(gateway_context) -> None:
+    gateway, _ = gateway_context
+    flow, token = tokenized_flow(gateway)
+    flow.response = tutils.tresp(
+        content=b"",
+        headers=http.Headers(content_type="text/event-stream", content_encoding="gzip"),
+    )
+    gateway.responseheaders(flow)
+    compressed = gzip.compress(sse_event(f"to {token}") + b"data: [DONE]\n\n")
+    middle = flow.response.stream(compressed)
+    end = flow.response.stream(b"")
+    output = (middle if isinstance(middle, bytes) else b"") + (end if isinstance(end, bytes) else b"")
+    assert "content-encoding" not in flow.response.headers
+    assert EMAIL.encode() in output
+
+
+def test_brotli_sse_rewritten_after_buffering(gateway_context) -> None:
+    gateway, _ = gateway_context
+    flow, token = tokenized_flow(gateway)
+    body = sse_event(f"to {token}") + b"data: [DONE]\n\n"
+    flow.response = tutils.tresp(
+        content=brotli.compress(body),
+        headers=http.Headers(content_type="text/event-stream", content_encoding="br"),
+    )
+    gateway.responseheaders(flow)
+    assert flow.response.stream is False
+    asyncio.run(gateway.response(flow))
+    assert "content-encoding" not in flow.response.headers
+    assert EMAIL.encode() in flow.response.content
+    assert EMAIL.encode() not in flow.metadata[METADATA_KEY]["recorded_response"]
