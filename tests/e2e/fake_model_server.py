@@ -10,8 +10,8 @@ The reply is chosen per request by headers:
     x-fake-reply: echo (default) | leak | fixed
         echo returns the last user message; leak returns FAKE_CUSTOMER_RECORD, a value
         the client never sent; fixed returns x-fake-text.
-    x-fake-deltas: a JSON list of strings, streamed as one delta each (overrides the
-        reply text; the non-streamed answer is their concatenation).
+    x-fake-deltas: a JSON list of strings, streamed as one delta each. They replace
+        the reply text, and the non-streamed reply is their concatenation.
     x-fake-kind: text (default) | tool; tool streams the deltas as tool-call
         arguments of tool call 0.
     x-fake-delay-ms: pause before each streamed event (default 0).

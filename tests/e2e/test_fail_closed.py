@@ -155,8 +155,8 @@ def test_vault_failure_rejected_with_503(
 def test_vault_lock_timeout_rejected_with_504(
     proxied: httpx.Client, base: str, strict_gateway: Gateway, server_log: ServerLog
 ) -> None:
-    # The lock outlasts tokengate_timeout (2 s); it is released from a timer because
-    # the recorder indexes the rejected flow in the vault before the client sees it.
+    # The lock outlasts tokengate_timeout (2 s). A timer releases it, because the
+    # recorder indexes the rejected flow in the vault before the client gets the 504.
     before = len(server_log.requests)
     database = sqlite3.connect(
         strict_gateway.home / "vault.db", isolation_level=None, check_same_thread=False

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+import time
 
 import httpx
 import openai
@@ -24,7 +26,7 @@ TOKEN = re.compile(r"\[[A-Z_]+_\d+\]")
 def client(
     gateway: Gateway, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> openai.OpenAI:
-    """The openai client, sending through the gateway because HTTP_PROXY says so."""
+    """The openai client, which sends through the gateway because HTTP_PROXY is set."""
     monkeypatch.setenv("HTTP_PROXY", gateway.proxy_url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -326,3 +328,29 @@ def test_recording_holds_no_raw_value(
     assert "[EMAIL_ADDRESS_" in recorded.response.get_text()
     assert CLIENT_KEY.encode() not in files[0].read_bytes()
     assert UPSTREAM_KEY.encode() not in files[0].read_bytes()
+
+
+def test_slow_detection_does_not_stall_other_flows(
+    gateway: Gateway, model_server: FakeModelServer
+) -> None:
+    base = f"http://127.0.0.1:{model_server.port}"
+    text = " ".join(f"Dana Reyes{i} met Bruno Petit{i} in Lyon." for i in range(2_500))
+    finished: dict[str, float] = {}
+
+    def send_large() -> None:
+        with httpx.Client(proxy=gateway.proxy_url, trust_env=False, timeout=120) as client:
+            client.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "fake-model", "messages": [{"role": "user", "content": text}]},
+            )
+        finished["large"] = time.monotonic()
+
+    worker = threading.Thread(target=send_large)
+    worker.start()
+    time.sleep(0.5)  # let the large request reach detection first
+    with httpx.Client(proxy=gateway.proxy_url, trust_env=False, timeout=120) as client:
+        models = client.get(f"{base}/v1/models")
+    finished["small"] = time.monotonic()
+    worker.join()
+    assert models.status_code == 200
+    assert finished["small"] < finished["large"]
