@@ -11,9 +11,11 @@ import brotli
 import pytest
 from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
+from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.gateway import METADATA_KEY, Gateway
+from addons.recording import Recorder
 from addons.stream_guard import GuardedStream
 from addons.shapes import ApiShape
 
@@ -329,3 +331,19 @@ def test_brotli_sse_rewritten_after_buffering(gateway_context) -> None:
     assert "content-encoding" not in flow.response.headers
     assert EMAIL.encode() in flow.response.content
     assert EMAIL.encode() not in flow.metadata[METADATA_KEY]["recorded_response"]
+
+
+def test_config_file_sets_recorder_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TOKENGATE_HOME", str(tmp_path))
+    recordings = tmp_path / "from-config"
+    config = tmp_path / "tokengate.yaml"
+    config.write_text(f"upstream: http://127.0.0.1:8000\nrecordings: {recordings}\n")
+    gateway = Gateway()
+    recorder = Recorder(vault=lambda: gateway.vault)
+    # Registered before the gateway, so adding its option does not configure the
+    # gateway before tokengate_config is set.
+    with taddons.context(proxyserver.Proxyserver(), recorder, gateway) as tctx:
+        tctx.configure(gateway, tokengate_config=str(config))
+        assert tctx.options.tokengate_recordings == str(recordings)
+        assert recorder.directory == recordings
+    gateway.done()
