@@ -66,6 +66,11 @@ WATCHED_OPTIONS = frozenset(
 # Presidio's debug records quote the analyzed text ("Context list is: ...").
 VERBOSE_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
+# Streamed text after a channel's first release is processed in pieces of at least this
+# many characters. Detection then runs about once per sentence fragment instead of once
+# per event, which matters because the stream callable holds mitmproxy's global lock.
+STREAM_RELEASE_CHARS = 32
+
 T = TypeVar("T")
 
 _detectors: dict[Path | None, Any] = {}
@@ -210,10 +215,17 @@ class Gateway:
             return
         request = flow.request
         shape = shape_for(request.path, request.headers.get("content-type", ""))
+        try:
+            self._check_host(flow)
+        except Rejection as rejection:
+            # Not model traffic: answered here and neither tokenized nor recorded.
+            strip_client_headers(request.headers)
+            logger.info("%s rejected: %s", request.pretty_host, rejection.code)
+            flow.response = error_response(shape, rejection)
+            return
         state = self._begin(flow, shape)
         strip_client_headers(request.headers)
         try:
-            self._check_host(flow)
             self._check_request_headers(flow)
         except Rejection as rejection:
             self._reject(flow, state, rejection)
@@ -248,7 +260,9 @@ class Gateway:
         processor = self.engine.pipeline.response_text_processor(
             state.namespace, state.principal
         )
-        rewriter = rewriter_for(state.shape, content_type, processor)
+        rewriter = rewriter_for(
+            state.shape, content_type, processor, min_release_chars=STREAM_RELEASE_CHARS
+        )
         if rewriter is None:
             return
 

@@ -64,6 +64,14 @@ def test_other_host_rejected_403(gateway_context) -> None:
     assert "tokengate_model_hosts" in error_of(flow)["message"]
 
 
+def test_other_host_not_recorded(gateway_context) -> None:
+    gateway, _ = gateway_context
+    flow = chat_flow(chat_body("hi"), host="example.test", port=80)
+    asyncio.run(send(gateway, flow))
+    assert METADATA_KEY not in flow.metadata
+    assert "authorization" not in flow.request.headers
+
+
 def test_request_tokenized_and_credential_replaced(gateway_context) -> None:
     gateway, _ = gateway_context
     flow = chat_flow(chat_body(f"mail {EMAIL}"))
