@@ -657,6 +657,7 @@ def open_engine(settings: GatewaySettings, current: Engine | None) -> Engine:
         and current.vault_path == settings.vault_path
         and current.key_file == settings.key_file
         and current.rules_dir == settings.rules_dir
+        and current.pipeline.restore_origins == settings.restore_origins
     ):
         return current
 
@@ -680,7 +681,7 @@ def open_engine(settings: GatewaySettings, current: Engine | None) -> Engine:
         current.vault.close()
     return Engine(
         vault=vault,
-        pipeline=Pipeline(detector, vault),
+        pipeline=Pipeline(detector, vault, restore_origins=settings.restore_origins),
         identities=IdentityDeriver(secret),
         detector=detector,
         rules_dir=settings.rules_dir,

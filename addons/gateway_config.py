@@ -30,6 +30,13 @@ DEFAULT_TIMEOUT = 15.0
 DEFAULT_UPSTREAM_KEY_ENV = "TOKENGATE_UPSTREAM_KEY"
 SESSION_KEY_FILE_NAME = "gateway-identity.key"
 
+# Token origins that the `policies.restore` setting restores in answers to clients.
+RESTORE_POLICIES: dict[str, tuple[str, ...]] = {
+    "submitted": ("client",),
+    "all": ("client", "model"),
+    "none": (),
+}
+
 _HOSTNAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -154,7 +161,7 @@ class GatewaySettings:
     max_body: int
     timeout: float
     upstream_key: str | None = field(default=None, repr=False)
-    policies: Mapping[str, Any] = field(default_factory=dict)
+    restore_origins: tuple[str, ...] = ("client",)
 
     @property
     def identity_key_file(self) -> Path:
@@ -200,11 +207,7 @@ def settings_from_options(options: Any, environ: Mapping[str, str] = os.environ)
     if upstream_key is None:
         upstream_key = environ.get(upstream_key_env) or None
 
-    policies = file_values.get("policies", {})
-    if not isinstance(policies, Mapping):
-        raise exceptions.OptionsError(
-            "Invalid policies in the config file: expected a mapping."
-        )
+    restore_origins = parse_policies(file_values.get("policies", {}))
 
     return GatewaySettings(
         model_hosts=tuple(dict.fromkeys(model_hosts)),
@@ -218,8 +221,33 @@ def settings_from_options(options: Any, environ: Mapping[str, str] = os.environ)
         max_body=parse_max_body(value("tokengate_max_body")),
         timeout=parse_timeout(value("tokengate_timeout")),
         upstream_key=upstream_key,
-        policies=dict(policies),
+        restore_origins=restore_origins,
     )
+
+
+def parse_policies(policies: Any) -> tuple[str, ...]:
+    """Return the token origins restored for clients, from the `policies` mapping.
+
+    `restore: submitted` (the default) restores only values the client's namespace
+    submitted; `all` also restores values the model produced; `none` restores nothing.
+    """
+    if not isinstance(policies, Mapping):
+        raise exceptions.OptionsError(
+            "Invalid policies in the config file: expected a mapping."
+        )
+    unknown = sorted(set(policies) - {"restore"})
+    if unknown:
+        raise exceptions.OptionsError(
+            f"Unknown key policies.{unknown[0]} in the config file; "
+            "the known key is policies.restore."
+        )
+    restore = policies.get("restore", "submitted")
+    if restore not in RESTORE_POLICIES:
+        raise exceptions.OptionsError(
+            f"Invalid policies.restore {restore!r} in the config file: "
+            f"expected one of {', '.join(RESTORE_POLICIES)}."
+        )
+    return RESTORE_POLICIES[restore]
 
 
 def read_config_file(path: str | None) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def test_config_file_values_used(tmp_path: Path) -> None:
         "timeout: 2.5\n"
         f"vault: {tmp_path / 'v.db'}\n"
         "upstream_key: sk-from-file\n"
-        "policies: {default: {restore: client}}\n"
+        "policies: {restore: all}\n"
     )
     settings = settings_from_options(options(tokengate_config=str(config)), {})
     assert settings.model_hosts == (ModelHost("models.internal", 8000), ModelHost("10.0.0.7"))
@@ -127,7 +127,23 @@ def test_config_file_values_used(tmp_path: Path) -> None:
     assert settings.timeout == 2.5
     assert settings.vault_path == tmp_path / "v.db"
     assert settings.upstream_key == "sk-from-file"
-    assert settings.policies == {"default": {"restore": "client"}}
+    assert settings.restore_origins == ("client", "model")
+
+
+def test_restore_policy_default_submitted() -> None:
+    settings = settings_from_options(options(), {})
+    assert settings.restore_origins == ("client",)
+
+
+@pytest.mark.parametrize(
+    ("policies", "named"),
+    [("{restore: everyone}", "'everyone'"), ("{reveal: all}", "policies.reveal")],
+)
+def test_restore_policy_invalid_named(tmp_path: Path, policies: str, named: str) -> None:
+    config = tmp_path / "tokengate.yaml"
+    config.write_text(f"policies: {policies}\n")
+    with pytest.raises(OptionsError, match=named):
+        settings_from_options(options(tokengate_config=str(config)), {})
 
 
 def test_option_overrides_config_file(tmp_path: Path) -> None:
