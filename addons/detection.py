@@ -6,9 +6,12 @@ given. The steps:
 1. Normalize a copy of the text (NFKC, dash variants, zero-width characters
    removed) and keep a map back to the original offsets.
 2. Cut the copy into overlapping chunks so spaCy's length limit is never reached
-   and a value on a chunk border is still seen whole by one chunk.
-3. Run spaCy NER over all chunks in one `nlp.pipe` call, and again over a
-   re-capitalized copy of lines written all in lower or upper case.
+   and a value on a chunk border is still seen whole by one chunk. A long text is
+   cut into one or more chunks per worker process, and steps 3 to 5 run in the
+   workers (`addons.detection_pool`). A short text stays in the calling thread.
+3. Run spaCy NER over all chunks in one `nlp.pipe` call (chunks without letters
+   are only tokenized), and again over a re-capitalized copy of lines written all
+   in lower or upper case.
 4. Run Presidio's analyzer on each chunk with those NER results, so pattern
    recognizers, validators and context words apply as configured.
 5. Drop spans below their entity's threshold or on the allow list, clip NER spans
@@ -21,8 +24,10 @@ span, then the entity type earlier in `TYPE_PRIORITY`.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from addons.detection_engine import (
     create_analyzer,
     create_nlp_engine,
 )
+from addons.detection_pool import DetectionError, DetectionPool, default_workers
 from addons.detection_text import (
     NormalizedText,
     normalize_text,
@@ -45,13 +51,21 @@ from addons.detection_text import (
 from addons.rules import RulesError, load_rules
 from vault.normalize import normalize_value as vault_normalize_value
 
-__all__ = ["DetectionSettings", "Detector", "RulesError", "Span", "TYPE_PRIORITY"]
+__all__ = [
+    "DetectionError",
+    "DetectionSettings",
+    "Detector",
+    "RulesError",
+    "Span",
+    "TYPE_PRIORITY",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 CHUNK_SIZE = 20_000
 CHUNK_OVERLAP = 200
+PARALLEL_MIN_CHARS = 4096
 NER_BATCH_SIZE = 16
 NER_RECOGNIZER = "SpacyRecognizer"
 # Tie-breaker when two overlapping spans have the same score and length.
@@ -71,6 +85,7 @@ TYPE_PRIORITY = (
 # Characters that never belong to a name; NER spans are cut there.
 _NER_SPLIT = re.compile(r"\n|\s[-\u2013\u2014|:]\s|[@<>()\[\]{}\"]|\s{2,}")
 _TRIM = " \t\r\n.,;:!?'\"`-_*#/\\|()[]{}<>"
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True, order=True)
@@ -89,6 +104,12 @@ class DetectionSettings:
     entities: frozenset[str] | None = None
     chunk_size: int = CHUNK_SIZE
     chunk_overlap: int = CHUNK_OVERLAP
+    # Worker processes for long texts. None means one per CPU (none on a single
+    # CPU), and 0 means none.
+    workers: int | None = None
+    # Texts shorter than this are checked in the calling thread even with workers,
+    # because handing them to a process costs more than it saves.
+    parallel_min_chars: int = PARALLEL_MIN_CHARS
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,15 @@ class Detector:
         }
         # spaCy pipelines are not documented as safe for concurrent calls.
         self._nlp_lock = threading.Lock()
+        workers = self.settings.workers
+        if workers is None:
+            workers = default_workers()
+        if workers < 0:
+            raise ValueError("workers must be 0 (no worker processes) or more")
+        self._pool = DetectionPool(self.settings, workers) if workers else None
+        self._close_pool = weakref.finalize(
+            self, self._pool.close if self._pool is not None else _no_pool
+        )
         logger.info(
             "detector ready: %d entity types, %d rule files",
             len(self.entities),
@@ -141,13 +171,24 @@ class Detector:
         if not text or text.isspace():
             return []
         normalized = NormalizedText(text)
+        pool = self._pool
+        if len(normalized.text) < self.settings.parallel_min_chars:
+            pool = None
+        size = self._chunk_size(len(normalized.text), pool)
         chunks = split_chunks(
             normalized.text,
-            self.settings.chunk_size,
+            size,
             self.settings.chunk_overlap,
-            self._rule_matches(normalized.text),
+            self._rule_matches(normalized.text, size),
         )
-        per_chunk = self._detect_chunks([chunk for _, chunk in chunks])
+        pieces = [chunk for _, chunk in chunks]
+        if pool is not None:
+            per_chunk = [
+                [_Candidate(*raw) for raw in found]
+                for found in pool.detect_chunks(pieces)
+            ]
+        else:
+            per_chunk = self._detect_chunks(pieces)
 
         candidates: list[_Candidate] = []
         last_index = len(chunks) - 1
@@ -175,6 +216,11 @@ class Detector:
             spans.append(Span(start, end, candidate.entity_type, candidate.score))
         return sorted(spans)
 
+    def close(self) -> None:
+        """Stop the worker processes, if any. Detection after this uses no workers."""
+        self._close_pool()
+        self._pool = None
+
     def normalize_value(self, value: str, entity_type: str) -> str:
         """Return the form of `value` under which equal values share one token.
 
@@ -184,9 +230,22 @@ class Detector:
         """
         return vault_normalize_value(normalize_text(value), entity_type)
 
-    def _rule_matches(self, text: str) -> list[tuple[int, int]]:
+    def _chunk_size(self, length: int, pool: DetectionPool | None) -> int:
+        """Return the piece size: the configured one, or with workers a size that
+        gives each worker the same number of pieces."""
+        size = self.settings.chunk_size
+        if pool is None:
+            return size
+        pieces = pool.workers * math.ceil(length / (pool.workers * size))
+        overlap = self.settings.chunk_overlap
+        # Each piece repeats the overlap of the one before; the margin keeps a cut
+        # moved back to whitespace from leaving a small last piece.
+        even = math.ceil(length / pieces) + overlap + overlap // 2
+        return min(size, max(4 * overlap, even))
+
+    def _rule_matches(self, text: str, size: int) -> list[tuple[int, int]]:
         """Return the spans of rule patterns in a text longer than one chunk."""
-        if len(text) <= self.settings.chunk_size:
+        if len(text) <= size:
             return []
         spans = [
             match.span()
@@ -199,11 +258,19 @@ class Detector:
     def _detect_chunks(self, chunks: list[str]) -> list[list[_Candidate]]:
         unique = list(dict.fromkeys(chunks))
         restored = {chunk: restore_case(chunk, self._common_words) for chunk in unique}
-        ner_inputs = unique + [copy for copy in restored.values() if copy is not None]
+        # A piece without letters contains no name, so it needs only tokens (for
+        # context words) and not the recognizer.
+        with_letters = [chunk for chunk in unique if _LETTER.search(chunk)]
+        ner_inputs = with_letters + [
+            copy for copy in restored.values() if copy is not None
+        ]
         with self._nlp_lock:
             docs = list(self._nlp.pipe(ner_inputs, batch_size=NER_BATCH_SIZE))
-        docs_by_text = dict(zip(unique, docs[: len(unique)]))
-        restored_docs = iter(docs[len(unique) :])
+            docs_by_text = dict(zip(with_letters, docs[: len(with_letters)]))
+            for chunk in unique:
+                if chunk not in docs_by_text:
+                    docs_by_text[chunk] = self._nlp.make_doc(chunk)
+        restored_docs = iter(docs[len(with_letters) :])
 
         found_by_text: dict[str, list[_Candidate]] = {}
         for chunk in unique:
@@ -292,6 +359,10 @@ class Detector:
             accepted.append(candidate)
             occupied.append((candidate.start, candidate.end))
         return accepted
+
+
+def _no_pool() -> None:
+    pass
 
 
 def _plausible_restored(text: str, entity_type: str) -> bool:
