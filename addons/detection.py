@@ -41,6 +41,7 @@ from addons.detection_engine import (
     create_analyzer,
     create_nlp_engine,
 )
+from addons.detection_names import relabeled_entities, structured_names
 from addons.detection_pool import DetectionError, DetectionPool, default_workers
 from addons.detection_text import (
     NormalizedText,
@@ -298,7 +299,9 @@ class Detector:
             )
             for result in results
         ]
+        names = relabeled_entities(chunk, doc, self._common_words)
         if restored_doc is not None:
+            restored_text = restored_doc.text
             for entity in restored_doc.ents:
                 entity_type = NER_LABELS.get(entity.label_)
                 if entity_type not in self.entities or not _plausible_restored(
@@ -314,7 +317,9 @@ class Detector:
                         True,
                     )
                 )
-        return self._filter(chunk, candidates)
+            names += relabeled_entities(restored_text, restored_doc, self._common_words)
+        names += structured_names(chunk, self._common_words)
+        return self._filter(chunk, _apply_names(candidates, names, self.entities))
 
     def _filter(self, chunk: str, candidates: list[_Candidate]) -> list[_Candidate]:
         thresholds = self.rules.thresholds
@@ -359,6 +364,30 @@ class Detector:
             accepted.append(candidate)
             occupied.append((candidate.start, candidate.end))
         return accepted
+
+
+def _apply_names(
+    candidates: list[_Candidate],
+    names: list[tuple[int, int, str]],
+    entities: frozenset[str],
+) -> list[_Candidate]:
+    """Add the corrected name spans, dropping recognizer spans they overlap."""
+    names = [name for name in names if name[2] in entities]
+    if not names:
+        return candidates
+    kept = [
+        candidate
+        for candidate in candidates
+        if not candidate.from_ner
+        or not any(
+            start < candidate.end and candidate.start < end for start, end, _ in names
+        )
+    ]
+    kept.extend(
+        _Candidate(start, end, entity_type, NER_SCORE, True)
+        for start, end, entity_type in names
+    )
+    return kept
 
 
 def _no_pool() -> None:

@@ -231,7 +231,7 @@ def _restore_line(line: str, common_words: frozenset[str]) -> str | None:
         if word.isupper() and not shouting:
             return word
         lowered = word.lower()
-        if lowered in STOP_WORDS or _is_common_word(lowered, common_words):
+        if lowered in STOP_WORDS or is_common_word(lowered, common_words):
             return lowered if _same_length(word, lowered) else word
         titled = _title_case(word)
         return titled if _same_length(word, titled) else word
@@ -242,7 +242,7 @@ def _restore_line(line: str, common_words: frozenset[str]) -> str | None:
 _INFLECTIONS = ("", "s", "es", "ed", "d", "ing")
 
 
-def _is_common_word(word: str, common_words: frozenset[str]) -> bool:
+def is_common_word(word: str, common_words: frozenset[str]) -> bool:
     return any(
         word.endswith(suffix) and word[: len(word) - len(suffix)] in common_words
         for suffix in _INFLECTIONS

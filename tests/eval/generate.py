@@ -14,6 +14,7 @@ import base64
 import json
 import random
 import string
+import unicodedata
 from pathlib import Path
 
 SEED = 20240517
@@ -37,6 +38,23 @@ CITIES = [
     "Madrid", "Chicago", "Dublin", "Vienna", "Seattle", "Boston", "Prague", "Warsaw",
     "Stockholm", "Munich", "Amsterdam", "Barcelona", "San Francisco", "New York",
     "Buenos Aires", "Cape Town", "Rotterdam", "Helsinki", "Zurich", "Lyon",
+]  # fmt: skip
+# Names used only by the held-out records. Name heuristics are developed on the
+# records above and checked on these, whose names and sentences they never saw.
+HELDOUT_FIRST_NAMES = [
+    "Aiko", "Bogdan", "Céline", "Dariusz", "Esther", "Finn", "Giulia", "Hamid",
+    "Ingrid", "Joaquín", "Kwame", "Lucía", "Mateo", "Nora", "Oskar", "Paulina",
+    "Rafael", "Sanne", "Thabo", "Ursula", "Viktor", "Yara", "Zainab", "Anouk",
+]  # fmt: skip
+HELDOUT_LAST_NAMES = [
+    "Abiodun", "Bergström", "Castellanos", "Dvořák", "Eriksen", "Fontaine",
+    "Gallagher", "Horvath", "Iwasaki", "Jovanović", "Kaminski", "Lombardi", "Mwangi",
+    "Nakamura", "Oyelaran", "Papadopoulos", "Quispe", "Rahman", "Sørensen",
+    "Takahashi", "Vargas", "Wójcik", "Yilmaz", "Zielinski",
+]  # fmt: skip
+HELDOUT_CITIES = [
+    "Ghent", "Bergen", "Valencia", "Kraków", "Accra", "Montevideo", "Kyoto",
+    "Tallinn", "Edinburgh", "Bologna", "Marseille", "Auckland",
 ]  # fmt: skip
 EMAIL_DOMAINS = [
     "example.com", "example.org", "example.net", "mail.example.co.uk",
@@ -272,12 +290,17 @@ def render(template: str, values: dict[str, tuple[str, str]]) -> Sample:
     return sample
 
 
-def person(rng: random.Random) -> str:
-    return f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+def person(
+    rng: random.Random,
+    first_names: list[str] = FIRST_NAMES,
+    last_names: list[str] = LAST_NAMES,
+) -> str:
+    return f"{rng.choice(first_names)} {rng.choice(last_names)}"
 
 
 def email_for(name: str, rng: random.Random) -> str:
-    first, last = name.lower().replace("'", "").replace("ö", "o").split(" ", 1)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    first, last = ascii_name.lower().replace("'", "").split(" ", 1)
     local = rng.choice(
         [f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}", first]
     )
@@ -339,19 +362,65 @@ CLEAN_TEMPLATES = [
     "Meeting moved to 14:30 UTC on Tuesday; bring the slides about the roadmap.",
 ]
 
+# Held-out sentences, written before the name heuristics and never used to tune them.
+HELDOUT_TEMPLATES = [
+    "Ask {person} whether the shipment to {city} can leave before noon.",
+    "{person} left a note: the printer on the second floor is broken again.",
+    "Thanks for your help, {person}! The report looks great.",
+    "Attendees: {person}, {person2}, and the facilities manager.",
+    "Hello {person}, this is a reminder that your appointment in {city} is on Monday.",
+    "The ticket was opened by {person} and assigned to {person2}.",
+    "Ms. {person} asked whether the warranty covers water damage.",
+    "Signed, {person}, Head of Procurement",
+    "remind {person} to send the slides before the review",
+    "who is {person}? they emailed me about the invoice",
+    '{{"author": "{person}", "title": "Quarterly plan", "location": "{city}"}}',
+    '[{{"id": 17, "assignee": "{person}"}}, {{"id": 18, "assignee": "{person2}"}}]',
+    'Fix this config: {{"contact": {{"name": "{person}", "office": "{city}"}}}}',
+    "name,city\n{person},{city}\n{person2},{city2}\n",
+]
+# Organization, product and team names where a person could stand, and code. Nothing
+# here is labeled, so every PERSON or LOCATION found in them lowers precision.
+DECOY_TEMPLATES = [
+    "Please call Northwind Traders tomorrow about the invoice.",
+    "Meeting notes: Globex Corporation and Initech agreed to move the launch.",
+    'Extract the fields from this record: {"name": "Quarterly Sales Report", '
+    '"owner_team": "Platform Engineering"}',
+    '{"name": "Billing Service", "version": "2.4.1", "region": "eu-west-1"}',
+    "Ask Customer Success whether the renewal for Blue Harbor Logistics is signed.",
+    "The Acme Analytics dashboard shows churn rising; Stark Industries renewed.",
+    "cc Platform Team and Security Operations on the incident report",
+    "Dear Hiring Committee, please find my application attached.",
+    "Summarize: Red Falcon Capital reported that the API migration finished.",
+    '{"product": "Cloud Storage Pro", "vendor": "Contoso Ltd", "tier": "Gold"}',
+    "class CustomerAccount:\n    def send_invoice(self, amount: int) -> None:\n"
+    "        self.ledger.append(amount)\n",
+    "from django.contrib.auth import get_user_model\nUser = get_user_model()\n",
+    "Thanks for your help, Support Team! The Data Platform looks great.",
+    "The ticket was opened by Quality Assurance and assigned to Site Reliability.",
+    '[{"id": 3, "assignee": "Release Bot"}, {"id": 4, "assignee": "Build Farm"}]',
+    "please ping the on-call rotation if the Payments Gateway fails again",
+]
+
 
 def build(rng: random.Random) -> list[dict]:
     records: list[dict] = []
 
-    def slots() -> dict[str, tuple[str, str]]:
-        name = person(rng)
-        name2 = person(rng)
-        city = rng.choice(CITIES)
+    def slots(heldout: bool = False) -> dict[str, tuple[str, str]]:
+        if heldout:
+            name = person(rng, HELDOUT_FIRST_NAMES, HELDOUT_LAST_NAMES)
+            name2 = person(rng, HELDOUT_FIRST_NAMES, HELDOUT_LAST_NAMES)
+            cities = HELDOUT_CITIES
+        else:
+            name = person(rng)
+            name2 = person(rng)
+            cities = CITIES
+        city = rng.choice(cities)
         return {
             "person": (name, "PERSON"),
             "person2": (name2, "PERSON"),
             "city": (city, "LOCATION"),
-            "city2": (rng.choice([c for c in CITIES if c != city]), "LOCATION"),
+            "city2": (rng.choice([c for c in cities if c != city]), "LOCATION"),
             "email": (email_for(name, rng), "EMAIL_ADDRESS"),
             "phone": (fake_phone(rng), "PHONE_NUMBER"),
             "card": (fake_card(rng), "CREDIT_CARD"),
@@ -367,8 +436,10 @@ def build(rng: random.Random) -> list[dict]:
             "customer": (fake_customer_id(rng), "CUSTOMER_ID"),
         }
 
-    def add(template: str, kind: str, case: str = "as_is") -> None:
-        values = slots()
+    def add(
+        template: str, kind: str, case: str = "as_is", heldout: bool = False
+    ) -> None:
+        values = slots(heldout)
         sample = render(template, values)
         records.append(sample.record(kind, case))
 
@@ -389,6 +460,12 @@ def build(rng: random.Random) -> list[dict]:
             add(template, "json_in_prompt")
     for template in CLEAN_TEMPLATES:
         records.append({"kind": "clean", "text": template, "spans": []})
+    # Added later; kept after the records above so that those stay unchanged.
+    for _ in range(3):
+        for template in HELDOUT_TEMPLATES:
+            add(template, "heldout", heldout=True)
+    for template in DECOY_TEMPLATES:
+        records.append({"kind": "decoy", "text": template, "spans": []})
     return records
 
 
