@@ -217,6 +217,12 @@ class Detector:
             spans.append(Span(start, end, candidate.entity_type, candidate.score))
         return sorted(spans)
 
+    def start_workers(self) -> None:
+        """Start the worker processes, if any, so the first long text does not wait
+        for their model loads. Raises DetectionError when they cannot start."""
+        if self._pool is not None:
+            self._pool.start()
+
     def close(self) -> None:
         """Stop the worker processes, if any. Detection after this uses no workers."""
         self._close_pool()

@@ -84,6 +84,13 @@ class DetectionPool:
                 "the gateway's memory limit and log."
             ) from None
 
+    def start(self) -> None:
+        """Start the workers now and wait until each has loaded its model.
+
+        Raises DetectionError when they cannot start.
+        """
+        self._running_executor()
+
     def close(self) -> None:
         """Stop the workers and wait for them to exit. Idempotent."""
         with self._lock:

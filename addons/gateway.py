@@ -173,12 +173,24 @@ class Gateway:
             logger.error("tokengate is not configured; shutting down.")
             ctx.master.shutdown()
             return
+        self.executor.submit(self._start_detection_workers, self.engine.detector)
         logger.info(
             "tokengate ready: model hosts %s, vault %s, fail mode %s",
             ", ".join(str(host) for host in self.settings.model_hosts),
             self.settings.vault_path,
             self.settings.fail_mode.value,
         )
+
+    @staticmethod
+    def _start_detection_workers(detector: Any) -> None:
+        try:
+            detector.start_workers()
+        except Exception as e:  # noqa: BLE001 - a long text retries, and fails closed
+            logger.warning(
+                "detection worker processes did not start (%s); the first long text "
+                "starts them again",
+                type(e).__name__,
+            )
 
     def done(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -75,3 +75,12 @@ def test_close_stops_workers():
 def test_negative_workers_rejected():
     with pytest.raises(ValueError, match="workers must be 0"):
         Detector(DetectionSettings(workers=-1))
+
+
+def test_start_workers_loads_all_before_detect():
+    detector = Detector(POOL_SETTINGS)
+    detector.start_workers()
+    processes = list(detector._pool._executor._processes.values())
+    assert len(processes) == 2
+    assert all(process.is_alive() for process in processes)
+    detector.close()
