@@ -262,9 +262,28 @@ def _serialize(document: Any) -> bytes:
         return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build an object, raising on a repeated key.
+
+    Parsers differ on which copy of a repeated key wins: Python keeps the last, others
+    the first. A body with both copies could pass one value through the gateway's check
+    while the model reads the other, so such a body is rejected.
+    """
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKeyError
+    return document
+
+
 def _parse_json(body: bytes, side: str) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+    except _DuplicateKeyError:
+        raise BodyError(f"{side} body has an object with a repeated key") from None
     except UnicodeDecodeError:
         raise BodyError(f"{side} body is not valid UTF-8 JSON") from None
     except json.JSONDecodeError as error:
@@ -274,6 +293,21 @@ def _parse_json(body: bytes, side: str) -> Any:
         ) from None
     except RecursionError:
         raise BodyError(f"{side} body is nested too deeply to parse") from None
+
+
+def _checked_text(text: str) -> str:
+    """Return `text`, or raise BodyError when it has no UTF-8 form.
+
+    A "\\ud800" escape in JSON decodes to a lone surrogate, which neither detection
+    nor the vault can encode.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BodyError(
+            "body has a string with a lone UTF-16 surrogate escape (such as \\ud800)"
+        ) from None
+    return text
 
 
 class _Collector:
@@ -288,7 +322,7 @@ class _Collector:
         value = _get(container, key)
         if isinstance(value, str):
             self.slots.append(_Slot(container, key, len(self.texts)))
-            self.texts.append(value)
+            self.texts.append(_checked_text(value))
 
     def texts_or_strings(self, container: Any, key: str | int) -> None:
         """Collect a string, or the strings of a list, but no numbers (token ids)."""
@@ -324,7 +358,7 @@ class _Collector:
             if following.startswith(":"):
                 continue
             literals.append(match.span())
-            values.append(json.loads(match.group()))
+            values.append(_checked_text(json.loads(match.group())))
         if not literals:
             return
         self.slots.append(

@@ -182,6 +182,28 @@ def test_fail_open_forwards_and_records_nothing(gateway_context) -> None:
     assert metadata["recorded_request"] == b""
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model":"m","messages":[{"role":"user","content":"mail '
+        + EMAIL.encode()
+        + b'","content":"hi"}]}',
+        b'{"model":"m","messages":[{"role":"user","content":"\\ud800 mail '
+        + EMAIL.encode()
+        + b'"}]}',
+    ],
+    ids=["repeated_key", "lone_surrogate"],
+)
+def test_crafted_body_rejected_400_even_fail_open(gateway_context, body: bytes) -> None:
+    gateway, tctx = gateway_context
+    tctx.configure(gateway, tokengate_fail_mode="open")
+    flow = chat_flow(body)
+    asyncio.run(send(gateway, flow))
+    assert flow.response.status_code == 400
+    assert error_of(flow)["code"] == "invalid_body"
+    assert EMAIL not in flow.response.get_text()
+
+
 def test_websocket_upgrade_rejected(gateway_context) -> None:
     gateway, _ = gateway_context
     flow = chat_flow(b"", upgrade="websocket", connection="upgrade")

@@ -561,11 +561,48 @@ def test_deep_nesting_raises_body_error() -> None:
         collect_request_texts(ApiShape.GENERIC_JSON, body)
 
 
-def test_lone_surrogate_serializes() -> None:
-    body = b'{"note": "\\ud800", "other": "a"}'
-    texts = collect_request_texts(ApiShape.GENERIC_JSON, body)
-    rendered = texts.render(["\ud800", "b"])
-    assert json.loads(rendered) == {"note": "\ud800", "other": "b"}
+def test_lone_surrogate_in_content_raises_body_error() -> None:
+    body = b'{"messages": [{"role": "user", "content": "\\ud800 Alice Novak"}]}'
+    with pytest.raises(BodyError) as raised:
+        collect_request_texts(ApiShape.OPENAI_CHAT, body)
+    assert "surrogate" in str(raised.value)
+    assert "Alice" not in str(raised.value)
+
+
+def test_lone_surrogate_in_tool_arguments_raises_body_error() -> None:
+    arguments = json.dumps({"to": "\ud800"})
+    body = json.dumps(
+        {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "send", "arguments": arguments}}
+        ]}]}
+    ).encode()
+    with pytest.raises(BodyError):
+        collect_request_texts(ApiShape.OPENAI_CHAT, body)
+
+
+def test_lone_surrogate_in_structure_serializes() -> None:
+    body = b'{"model": "\\ud800", "messages": [{"role": "user", "content": "a"}]}'
+    texts = collect_request_texts(ApiShape.OPENAI_CHAT, body)
+    rendered = texts.render(["b"])
+    assert json.loads(rendered) == {
+        "model": "\ud800",
+        "messages": [{"role": "user", "content": "b"}],
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"messages": [{"role": "user", "content": "Alice Novak", "content": "hi"}]}',
+        b'{"messages": [], "messages": [{"role": "user", "content": "hi"}]}',
+        b'{"model": "m", "metadata": {"a": "x", "a": "y"}, "messages": []}',
+    ],
+)
+def test_repeated_key_raises_body_error(body: bytes) -> None:
+    with pytest.raises(BodyError) as raised:
+        collect_request_texts(ApiShape.OPENAI_CHAT, body)
+    assert str(raised.value) == "request body has an object with a repeated key"
 
 
 def test_openai_chat_response_choices() -> None:
