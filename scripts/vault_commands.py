@@ -4,12 +4,15 @@ erase, verify and reveal."""
 import argparse
 import getpass
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 
 from vault import RevealDenied, Vault, VaultError
 from vault import maintenance, rotation
+from vault.connections import failed_message
 from vault.settings import DAY, add_vault_arguments, parse_ttl
 
 Handler = Callable[[argparse.Namespace], int]
@@ -91,6 +94,19 @@ def _reporting_errors(handler: Handler) -> Handler:
             return handler(args)
         except (VaultError, ValueError) as error:
             print(f"tokengate {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except sqlite3.DatabaseError as error:
+            # Damage in pages that opening the vault did not read shows up here.
+            print(
+                f"tokengate {args.command}: error: {failed_message(args.vault, error)}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        except BrokenPipeError:
+            # The reader of stdout (for example `head`) exited. Point stdout at
+            # /dev/null so that the flush at interpreter exit does not raise again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
             return EXIT_ERROR
 
     return run
@@ -196,18 +212,25 @@ def _erase(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     with _open(args) as vault:
         problems = maintenance.integrity_problems(vault)
-        result = vault.verify_audit()
+        try:
+            result = vault.verify_audit()
+        except sqlite3.DatabaseError as error:
+            result = None
+            audit_line = f"audit chain: cannot be read: {error} (SQLite)"
     status = 0
     if problems:
         print(f"database integrity check failed: {'; '.join(problems[:10])}")
         status = EXIT_ERROR
     else:
         print("database integrity: ok")
-    if result.ok:
-        print(f"audit chain: ok, {result.entries} entries, head MAC {result.head_mac}")
-    else:
-        print(f"audit chain: broken at entry {result.first_bad_seq}: {result.reason}")
+    if result is None:
         status = EXIT_ERROR
+    elif result.ok:
+        audit_line = f"audit chain: ok, {result.entries} entries, head MAC {result.head_mac}"
+    else:
+        audit_line = f"audit chain: broken at entry {result.first_bad_seq}: {result.reason}"
+        status = EXIT_ERROR
+    print(audit_line)
     return status
 
 

@@ -116,16 +116,36 @@ def verify(connection: sqlite3.Connection, audit_key: bytes) -> VerifyResult:
         count += 1
         if seq != expected_seq:
             return _broken(count, expected_seq, f"entry {expected_seq} is missing", previous_mac)
+        # append() stores these types only, so another type means an edit by hand.
+        if not (
+            isinstance(at, float)
+            and isinstance(event, str)
+            and isinstance(actor, str)
+            and isinstance(fields_json, str)
+            and isinstance(mac, bytes)
+        ):
+            return _broken(
+                count, seq, f"entry {seq} was edited: a column has the wrong type",
+                previous_mac,
+            )
         expected = entry_mac(audit_key, previous_mac, seq, at, event, actor, fields_json)
-        if not hmac.compare_digest(expected, bytes(mac)):
+        if not hmac.compare_digest(expected, mac):
             return _broken(
                 count, seq, f"entry {seq} was edited, moved, or follows a removed entry",
                 previous_mac,
             )
         previous_mac = bytes(mac)
         expected_seq += 1
+    if type(head_seq) is not int:
+        return _broken(
+            count, expected_seq,
+            f"the last sequence number in vault_state was edited to {head_seq!r}",
+            previous_mac,
+        )
     if expected_seq - 1 != head_seq:
-        if expected_seq - 1 < head_seq:
+        if expected_seq == head_seq:
+            reason = f"entry {head_seq} is missing from the end"
+        elif expected_seq - 1 < head_seq:
             reason = f"entries {expected_seq} to {head_seq} are missing from the end"
         else:
             reason = f"entry {head_seq + 1} was appended outside tokengate"

@@ -123,6 +123,32 @@ def damaged_message(path: Path, error: sqlite3.DatabaseError) -> str:
     )
 
 
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    """Return True when SQLite reports a damaged file or one that is not a database."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return not isinstance(error, sqlite3.OperationalError)
+
+
+def failed_message(path: Path, error: sqlite3.DatabaseError) -> str:
+    """Return the operator message for a SQLite error raised after the vault was opened.
+
+    The transaction that raised it was rolled back, but transactions committed before
+    it stay, so the message does not claim that nothing changed.
+    """
+    if is_damage(error):
+        return (
+            f"the vault {path} is damaged: {error} (SQLite). The failed transaction was "
+            "rolled back. Run `tokengate verify` to see the damage and restore the vault "
+            "from a backup"
+        )
+    return (
+        f"the vault {path} failed: {error} (SQLite). The failed transaction was rolled "
+        "back. Check the file's permissions, the free disk space and the directory"
+    )
+
+
 def begin_immediate(connection: sqlite3.Connection, path: Path) -> None:
     """Start a write transaction, retrying SQLITE_BUSY with backoff up to a bound."""
     deadline = time.monotonic() + WRITE_RETRY_SECONDS

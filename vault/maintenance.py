@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vault.schema import SCHEMA_VERSION
-from vault.store import TTL_SETTING
+from vault.store import TTL_SETTING, check_namespace
 
 if TYPE_CHECKING:
     from vault.store import Vault
@@ -51,6 +51,7 @@ def erase_namespace(vault: "Vault", namespace: str, actor: str) -> int:
     Serial counters are kept, so the namespace never hands out an erased token id
     again and old recordings cannot resolve to new values.
     """
+    check_namespace(namespace)
     with vault.write_transaction() as connection:
         deleted = connection.execute(
             "DELETE FROM tokens WHERE namespace = ?", (namespace,)
@@ -106,7 +107,11 @@ def collect_stats(vault: "Vault") -> VaultStats:
 
 def integrity_problems(vault: "Vault") -> list[str]:
     """Run SQLite's integrity check; return its findings, empty when the file is sound."""
-    rows = vault.connection().execute("PRAGMA integrity_check").fetchall()
+    try:
+        rows = vault.connection().execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as error:
+        # SQLite raises instead of listing findings when it cannot walk a damaged page.
+        return [f"{error} (SQLite)"]
     findings = [row[0] for row in rows]
     return [] if findings == ["ok"] else findings
 

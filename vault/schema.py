@@ -129,9 +129,16 @@ def read_version(connection: sqlite3.Connection, path: Path) -> int:
             f"the database {path} is not a tokengate vault (it has no schema_version "
             "table); nothing was changed. Check --vault"
         )
-    row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
-    version = row[0] if row and row[0] is not None else 0
-    return version
+    versions = [row[0] for row in connection.execute("SELECT version FROM schema_version")]
+    # Migrations write exactly one positive integer in the transaction that creates the
+    # tables, so anything else was edited or damaged outside tokengate.
+    if not versions or not all(type(version) is int and version > 0 for version in versions):
+        raise SchemaError(
+            f"the vault {path} has an invalid schema_version table (versions "
+            f"{versions[:5]!r}); it was edited or damaged outside tokengate. Nothing was "
+            "changed. Restore it from a backup"
+        )
+    return max(versions)
 
 
 def check_supported(version: int, path: Path) -> None:

@@ -1,8 +1,11 @@
 """Default locations of the vault and its master key, and the shared CLI options."""
 
 import argparse
+import math
 import os
 from pathlib import Path
+
+from vault.tokens import validate_entity_type
 
 HOME_ENV = "TOKENGATE_HOME"
 VAULT_ENV = "TOKENGATE_VAULT"
@@ -64,6 +67,12 @@ def parse_ttl(text: str) -> tuple[str, float | None]:
     name = name.strip()
     if not separator or not name:
         raise ValueError(f"invalid token lifetime {text!r}: expected ENTITY_TYPE=DAYS")
+    # A lifetime for a name that no token can have would be stored and never apply.
+    if name != TTL_DEFAULT_KEY:
+        try:
+            validate_entity_type(name)
+        except ValueError as error:
+            raise ValueError(f"invalid token lifetime {text!r}: {error}") from None
     if days.strip().lower() == "never":
         return name, None
     try:
@@ -72,6 +81,11 @@ def parse_ttl(text: str) -> tuple[str, float | None]:
         raise ValueError(
             f"invalid token lifetime {text!r}: DAYS must be a number or 'never'"
         ) from None
+    if not math.isfinite(value):
+        raise ValueError(
+            f"invalid token lifetime {text!r}: DAYS must be a finite number; use "
+            "'never' for no expiry"
+        )
     if not value > 0:
         raise ValueError(f"invalid token lifetime {text!r}: DAYS must be above 0")
     return name, value * DAY

@@ -110,11 +110,11 @@ class Vault:
         key_file = Path(key_file)
         version = _existing_version(path)
         if version == 0 and not create:
-            missing_key = "" if key_file.exists() else f" and no key file at {key_file}"
-            raise VaultError(
-                f"there is no vault at {path}{missing_key}; create them with "
-                f"`{keys.init_command(path, key_file)}`"
-            )
+            if key_file.exists():
+                missing = f"there is no vault at {path}; create it"
+            else:
+                missing = f"there is no vault at {path} and no key file at {key_file}; create them"
+            raise VaultError(f"{missing} with `{keys.init_command(path, key_file)}`")
         if version == 0 and not key_file.exists():
             keys.write_key_file(key_file, keys.generate_key())
             logger.info("created master key file %s", key_file)
@@ -128,15 +128,20 @@ class Vault:
         try:
             with pool.write() as connection:
                 state = _prepare_schema(connection, path, master_key)
+            vault_id, key_check, wrapped_lookup_key = state
+            if key_check != keys.key_check_value(master_key, vault_id):
+                raise KeyMismatchError(
+                    _mismatch_message(key_file, path, vault_id, key_check)
+                )
+            keyring = Keyring(master_key, vault_id, wrapped_lookup_key)
+            # Pages that the schema check did not touch may be damaged too.
+            ttl = _resolve_ttl(pool.get(), token_ttl)
+        except sqlite3.DatabaseError as error:
+            pool.close()
+            raise SchemaError(damaged_message(path, error)) from None
         except BaseException:
             pool.close()
             raise
-        vault_id, key_check, wrapped_lookup_key = state
-        if key_check != keys.key_check_value(master_key, vault_id):
-            pool.close()
-            raise KeyMismatchError(_mismatch_message(key_file, path))
-        keyring = Keyring(master_key, vault_id, wrapped_lookup_key)
-        ttl = _resolve_ttl(pool.get(), token_ttl)
         return cls(path, key_file, pool, keyring, token_format, ttl)
 
     def close(self) -> None:
@@ -192,7 +197,7 @@ class Vault:
         becomes "client" once a client submits its value. Each call appends one audit
         entry with counts.
         """
-        _check_namespace(namespace)
+        check_namespace(namespace)
         if origin not in ORIGINS:
             raise ValueError(f"invalid origin {origin!r}: expected one of {ORIGINS}")
         if not items:
@@ -309,7 +314,7 @@ class Vault:
         Raises RevealDenied when the token is unknown, belongs to another namespace or
         has expired.
         """
-        _check_namespace(namespace)
+        check_namespace(namespace)
         _check_text("actor", actor)
         _check_text("purpose", purpose)
         match = self.token_format.parse(token)
@@ -375,7 +380,7 @@ class Vault:
         A token is returned only when it belongs to `namespace`, has not expired and
         its origin is in `origins`. One audit entry records the counts and token ids.
         """
-        _check_namespace(namespace)
+        check_namespace(namespace)
         unique = list(dict.fromkeys(tokens))
         if not unique:
             return {}
@@ -473,7 +478,9 @@ class Vault:
                 self.keyring.replace_master_key(master_key, bytes(row[1]))
                 logger.warning("master key of %s was rotated; reloaded it", self.path)
                 return
-        raise KeyMismatchError(_mismatch_message(self.key_file, self.path))
+        raise KeyMismatchError(
+            _mismatch_message(self.key_file, self.path, self.keyring.vault_id, key_check)
+        )
 
 
 class _Serials(dict[bytes, int]):
@@ -521,8 +528,9 @@ def _check_key_read_only(path: Path, key_file: Path, master_key: bytes) -> None:
         raise SchemaError(damaged_message(path, error)) from None
     if row is None:
         return
-    if keys.key_check_value(master_key, bytes(row[0])) != bytes(row[1]):
-        raise KeyMismatchError(_mismatch_message(key_file, path))
+    vault_id, key_check = bytes(row[0]), bytes(row[1])
+    if keys.key_check_value(master_key, vault_id) != key_check:
+        raise KeyMismatchError(_mismatch_message(key_file, path, vault_id, key_check))
 
 
 def _prepare_schema(
@@ -560,18 +568,26 @@ def _prepare_schema(
     return vault_id, key_check, wrapped_lookup_key
 
 
-def _mismatch_message(key_file: Path, path: Path) -> str:
+def _mismatch_message(key_file: Path, path: Path, vault_id: bytes, key_check: bytes) -> str:
     message = (
         f"the key in {key_file} does not match this vault ({path}); point --key-file "
         "or $TOKENGATE_KEY_FILE at the key file this vault was created with"
     )
     pending = keys.pending_key_file(key_file)
-    if pending.exists():
-        message += (
-            f". A master key rotation was interrupted after the vault switched to the "
-            f"key in {pending}: move it into place with `mv {pending} {key_file}`"
-        )
-    return message
+    try:
+        pending_key = keys.read_key_file(pending, path)
+    except KeyFileError:
+        return message
+    # A pending key from a rotation that stopped before its commit does not match the
+    # vault either, so moving it into place would only replace the key file.
+    if keys.key_check_value(pending_key, vault_id) != key_check:
+        return message
+    return message + (
+        f". A master key rotation was interrupted after the vault switched to the key "
+        f"in {pending}. Keep the old key for backups made before the rotation and move "
+        f"the new one into place with `mv {key_file} {key_file}.old-interrupted && "
+        f"mv {pending} {key_file}`"
+    )
 
 
 def _resolve_ttl(
@@ -642,7 +658,8 @@ def _is_expired(expires_at: float | None) -> bool:
     return expires_at is not None and expires_at <= time.time()
 
 
-def _check_namespace(namespace: str) -> None:
+def check_namespace(namespace: str) -> None:
+    """Raise ValueError unless `namespace` is 1 to MAX_NAMESPACE_LENGTH printable characters."""
     if (
         not isinstance(namespace, str)
         or not namespace

@@ -78,3 +78,30 @@ def test_verify_with_other_key_fails(audited, vault_paths, tmp_path):
 def test_audit_rejects_unencodable_field(vault):
     with pytest.raises(TypeError):
         vault.audit("decision", "gateway", payload=object())
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("mac", "text"), ("actor", b"A"), ("fields", b"{}"), ("at", "noon")],
+)
+def test_verify_finds_column_of_wrong_type(audited, column, value):
+    audited.connection().execute(f"UPDATE audit_log SET {column} = ? WHERE seq = 3", (value,))
+    result = audited.verify_audit()
+    assert not result.ok
+    assert result.first_bad_seq == 3
+    assert "wrong type" in result.reason
+
+
+def test_verify_finds_edited_head_counter(audited):
+    audited.connection().execute("UPDATE vault_state SET audit_head_seq = 'six'")
+    result = audited.verify_audit()
+    assert not result.ok
+    assert result.first_bad_seq == 7
+    assert "'six'" in result.reason
+
+
+def test_verify_names_single_missing_tail_entry(audited):
+    audited.connection().execute("DELETE FROM audit_log WHERE seq = 6")
+    result = audited.verify_audit()
+    assert result.first_bad_seq == 6
+    assert result.reason == "entry 6 is missing from the end"

@@ -176,3 +176,65 @@ def test_verify_reports_tampered_entry(initialized):
     result = tokengate("verify", *initialized)
     assert result.returncode == 1
     assert "audit chain: broken at entry 2" in result.stdout
+
+
+def damage_tokens_root_page(vault_path):
+    """Overwrite the root page of the tokens table, which opening the vault never reads."""
+    import sqlite3
+
+    connection = sqlite3.connect(vault_path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    root = connection.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'tokens'"
+    ).fetchone()[0]
+    size = connection.execute("PRAGMA page_size").fetchone()[0]
+    connection.close()
+    with open(vault_path, "r+b") as file:
+        file.seek((root - 1) * size)
+        file.write(b"\xff" * size)
+
+
+@pytest.mark.parametrize("command", ["stats", ["erase", "--namespace", "ns"]])
+def test_damage_found_after_open_reported(initialized, command):
+    tokenize(initialized, "Dave Example")
+    damage_tokens_root_page(initialized[1])
+    command = [command] if isinstance(command, str) else command
+    result = tokengate(*command, *initialized)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"the vault {initialized[1]} is damaged" in result.stderr
+    assert "restore the vault from a backup" in result.stderr
+
+
+def test_verify_reports_damaged_page(initialized):
+    tokenize(initialized, "Erin Example")
+    damage_tokens_root_page(initialized[1])
+    result = tokengate("verify", *initialized)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "database integrity check failed" in result.stdout
+    assert "audit chain: ok" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("ttl", "reason"),
+    [("person=7", "invalid entity type 'person'"), ("PERSON=inf", "finite number")],
+)
+def test_init_rejects_invalid_ttl(tmp_path, paths, ttl, reason):
+    result = tokengate("init", *paths, "--ttl", ttl)
+    assert result.returncode == 1
+    assert reason in result.stderr
+    assert not (tmp_path / "vault.db").exists()
+
+
+def test_stats_into_closed_pipe(initialized):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOKENGATE_")}
+    process = subprocess.Popen(
+        [str(TOKENGATE), "stats", *map(str, initialized)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    # Closed before the program has imported its modules, so its first print fails.
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr

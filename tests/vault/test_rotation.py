@@ -120,3 +120,31 @@ def test_interrupted_master_rotation_names_pending_key(vault, vault_paths, monke
     pending.replace(key_file)
     with Vault.open(path, key_file) as reopened:
         assert reopened.reveal(token, "ns", "ann", "check") == "Alice"
+
+
+def test_interrupted_master_rotation_keeps_old_key(vault, vault_paths, monkeypatch):
+    path, key_file = vault_paths
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keys, "replace_key_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        rotation.rotate_master_key(vault, "admin")
+    monkeypatch.undo()
+    vault.close()
+    with pytest.raises(Exception, match=f"mv {key_file} {key_file}.old-interrupted && mv"):
+        Vault.open(path, key_file)
+
+
+def test_stale_pending_key_not_suggested(vault, vault_paths):
+    # A pending key that the vault never switched to must not be offered as the fix,
+    # because moving it into place would replace the key file.
+    path, key_file = vault_paths
+    vault.close()
+    keys.write_key_file(keys.pending_key_file(key_file), keys.generate_key())
+    key_file.unlink()
+    keys.write_key_file(key_file, keys.generate_key())
+    with pytest.raises(Exception, match="does not match this vault") as raised:
+        Vault.open(path, key_file)
+    assert "rotation was interrupted" not in str(raised.value)

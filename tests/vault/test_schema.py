@@ -84,3 +84,55 @@ def test_create_never_replaces_key_of_existing_vault(vault, vault_paths):
     with pytest.raises(VaultError, match="restore its key file"):
         Vault.open(path, key_file, create=True)
     assert not key_file.exists()
+
+
+@pytest.mark.parametrize("stored", [[], ["one"], [0], [-1]])
+def test_invalid_schema_version_rejected_unchanged(vault, vault_paths, stored):
+    path, key_file = vault_paths
+    vault.close()
+    connection = sqlite3.connect(path)
+    connection.execute("DELETE FROM schema_version")
+    connection.executemany("INSERT INTO schema_version VALUES (?)", [(v,) for v in stored])
+    connection.commit()
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    before = digest(path)
+    for create in (False, True):
+        with pytest.raises(SchemaError, match="invalid schema_version table"):
+            Vault.open(path, key_file, create=create)
+    assert digest(path) == before
+
+
+def page_size(path):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def damage_root_page(path, table):
+    """Overwrite the root page of `table` with 0xff bytes, leaving other pages intact."""
+    connection = sqlite3.connect(path)
+    root = connection.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+    ).fetchone()[0]
+    connection.close()
+    size = page_size(path)
+    with open(path, "r+b") as file:
+        file.seek((root - 1) * size)
+        file.write(b"\xff" * size)
+
+
+def test_damaged_settings_page_rejected_unchanged(vault, vault_paths):
+    # The schema check reads sqlite_master, schema_version and vault_state only, so
+    # this damage shows up later, while the stored token lifetimes are read.
+    path, key_file = vault_paths
+    vault.close()
+    # The lookup by name reads the primary key index, and the table only on a match.
+    damage_root_page(path, "settings")
+    damage_root_page(path, "sqlite_autoindex_settings_1")
+    before = digest(path)
+    with pytest.raises(SchemaError, match="cannot be read: .*Nothing was changed"):
+        Vault.open(path, key_file)
+    assert digest(path) == before

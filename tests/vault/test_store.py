@@ -260,3 +260,10 @@ def test_nested_write_transaction_raises(vault):
         with vault.write_transaction():
             vault.tokenize("Sybil", "PERSON", "ns")
     assert vault.tokenize("Sybil", "PERSON", "ns") == "[PERSON_13]"
+
+
+def test_erase_rejects_empty_namespace(vault):
+    vault.tokenize("Sybil", "PERSON", "kept")
+    with pytest.raises(ValueError, match="invalid namespace"):
+        maintenance.erase_namespace(vault, "", "admin")
+    assert audit_rows(vault, "erase") == []
