@@ -316,11 +316,14 @@ class _Collector:
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.slots: list[_Slot | _JsonTextSlot] = []
+        # (id(container), key) of every collected string, so no string is taken twice.
+        self._collected: set[tuple[int, str | int]] = set()
 
     def text(self, container: Any, key: str | int) -> None:
         """Collect container[key] when it is a string."""
         value = _get(container, key)
-        if isinstance(value, str):
+        if isinstance(value, str) and not self._is_collected(container, key):
+            self._collected.add((id(container), key))
             self.slots.append(_Slot(container, key, len(self.texts)))
             self.texts.append(_checked_text(value))
 
@@ -361,6 +364,7 @@ class _Collector:
             values.append(_checked_text(json.loads(match.group())))
         if not literals:
             return
+        self._collected.add((id(container), key))
         self.slots.append(
             _JsonTextSlot(container, key, value, literals, first_index=len(self.texts))
         )
@@ -378,11 +382,14 @@ class _Collector:
             for index in range(len(value)):
                 self.all_strings(value, index)
 
+    def _is_collected(self, container: Any, key: str | int) -> bool:
+        return (id(container), key) in self._collected
+
     def generic(self, container: Any, key: str | int) -> None:
         """Collect strings under container[key], except structure and binary data."""
         value = _get(container, key)
         if isinstance(value, str):
-            if not is_binary_data(value):
+            if not is_binary_data(value) and not self._is_collected(container, key):
                 self.text(container, key)
         elif isinstance(value, dict):
             for child in value:
@@ -697,6 +704,20 @@ _REQUEST_WALKERS: dict[ApiShape, _Walker] = {
     ApiShape.ANTHROPIC_MESSAGES: _anthropic_request,
 }
 
+# Top-level request keys that each walker reads itself, binary data included.
+_REQUEST_CONTENT_KEYS: dict[ApiShape, frozenset[str]] = {
+    ApiShape.OPENAI_CHAT: frozenset({"messages", "tools", "functions", "user"}),
+    ApiShape.OPENAI_COMPLETIONS: frozenset({"prompt", "suffix", "user"}),
+    ApiShape.OPENAI_EMBEDDINGS: frozenset({"input", "user"}),
+    ApiShape.OPENAI_RESPONSES: frozenset(
+        {"instructions", "input", "prompt", "tools", "user"}
+    ),
+    ApiShape.OLLAMA_CHAT: frozenset({"messages", "tools"}),
+    ApiShape.OLLAMA_GENERATE: frozenset({"system", "prompt", "suffix"}),
+    ApiShape.OLLAMA_EMBED: frozenset({"input", "prompt"}),
+    ApiShape.ANTHROPIC_MESSAGES: frozenset({"system", "messages", "tools"}),
+}
+
 _RESPONSE_WALKERS: dict[ApiShape, _Walker] = {
     ApiShape.OPENAI_CHAT: _openai_chat_response,
     ApiShape.OPENAI_COMPLETIONS: _openai_chat_response,
@@ -745,6 +766,13 @@ def _collect(
             walker(collector, document)
             if side == "response":
                 _error_messages(collector, document)
+            else:
+                # Top-level fields the walker does not read (metadata, newer API
+                # parameters) are scanned too. Detection leaves ordinary parameter
+                # values such as "auto" as they are.
+                for key in list(document):
+                    if key not in _REQUEST_CONTENT_KEYS[shape] | STRUCTURAL_KEYS:
+                        collector.generic(document, key)
     except RecursionError:
         raise BodyError(f"{side} body is nested too deeply to rewrite") from None
     return ContentTexts(body, holder, collector.texts, collector.slots)

@@ -754,3 +754,28 @@ def test_embeddings_response_untouched() -> None:
     )
     texts = collect_response_texts(ApiShape.OPENAI_EMBEDDINGS, body)
     assert texts.texts == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "content_key"),
+    [
+        (ApiShape.OPENAI_CHAT, "messages"),
+        (ApiShape.ANTHROPIC_MESSAGES, "messages"),
+        (ApiShape.OLLAMA_GENERATE, "prompt"),
+    ],
+)
+def test_unknown_top_level_fields_scanned(shape: ApiShape, content_key: str) -> None:
+    document = {
+        "model": "m",
+        content_key: [],
+        "metadata": {"customer": "Alice Novak", "tier": 2},
+        "stop": ["END"],
+        "temperature": 0.2,
+    }
+    assert rewrite_request(shape, document) == {
+        "model": "m",
+        content_key: [],
+        "metadata": {"customer": "<Alice Novak>", "tier": 2},
+        "stop": ["<END>"],
+        "temperature": 0.2,
+    }
