@@ -15,7 +15,11 @@ given. The steps:
 4. Run Presidio's analyzer on each chunk with those NER results, so pattern
    recognizers, validators and context words apply as configured.
 5. Drop spans below their entity's threshold or on the allow list, clip NER spans
-   around spans that pattern recognizers found, and resolve overlaps.
+   around spans that pattern recognizers found, trim words that are not part of a
+   name off PERSON and LOCATION spans, and resolve overlaps.
+
+No span overlaps token-shaped text such as `[PERSON_12]` (the settings' token
+format, and any `[UPPER_CASE_<digits>]`), so a token is never wrapped again.
 
 Overlaps resolve to one span per region: the higher score wins, then the longer
 span, then the entity type earlier in `TYPE_PRIORITY`.
@@ -40,8 +44,14 @@ from addons.detection_engine import (
     common_words,
     create_analyzer,
     create_nlp_engine,
+    noun_words,
 )
-from addons.detection_names import relabeled_entities, structured_names
+from addons.detection_names import (
+    is_label_word,
+    relabeled_entities,
+    structured_names,
+    trim_name_span,
+)
 from addons.detection_pool import DetectionError, DetectionPool, default_workers
 from addons.detection_text import (
     NormalizedText,
@@ -51,6 +61,13 @@ from addons.detection_text import (
 )
 from addons.rules import RulesError, load_rules
 from vault.normalize import normalize_value as vault_normalize_value
+from vault.tokens import (
+    DEFAULT_FORMAT,
+    DEFAULT_TEMPLATE,
+    ENTITY_TYPE_PLACEHOLDER,
+    ID_PLACEHOLDER,
+    TokenFormat,
+)
 
 __all__ = [
     "DetectionError",
@@ -87,6 +104,14 @@ TYPE_PRIORITY = (
 _NER_SPLIT = re.compile(r"\n|\s[-\u2013\u2014|:]\s|[@<>()\[\]{}\"]|\s{2,}")
 _TRIM = " \t\r\n.,;:!?'\"`-_*#/\\|()[]{}<>"
 _LETTER = re.compile(r"[^\W\d_]")
+NAME_TYPES = frozenset({"PERSON", "LOCATION"})
+# Text shaped like a token of the default template with any upper-case type and
+# any number of digits ("[SECRET_13]", "[UPPER_CASE_7]"), check digit or not.
+TOKEN_SHAPE = re.compile(
+    re.escape(DEFAULT_TEMPLATE)
+    .replace(re.escape(ENTITY_TYPE_PLACEHOLDER), "[A-Z][A-Z0-9_]*")
+    .replace(re.escape(ID_PLACEHOLDER), r"\d+")
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -111,6 +136,9 @@ class DetectionSettings:
     # Texts shorter than this are checked in the calling thread even with workers,
     # because handing them to a process costs more than it saves.
     parallel_min_chars: int = PARALLEL_MIN_CHARS
+    # Format of the vault's tokens. No span overlaps a token of this format or text
+    # shaped like a default token (`TOKEN_SHAPE`).
+    token_format: TokenFormat = DEFAULT_FORMAT
 
 
 @dataclass(frozen=True)
@@ -146,6 +174,7 @@ class Detector:
         self._nlp = self._nlp_engine.get_nlp(LANGUAGE)
         self._analyzer = create_analyzer(self.rules, self._nlp_engine)
         self._common_words = common_words(self._nlp_engine.get_nlp(LANGUAGE))
+        self._nouns = noun_words(self._nlp_engine.get_nlp(LANGUAGE))
         self._entity_list = sorted(self.entities)
         self._pattern_priority = {
             entity_type: rank for rank, entity_type in enumerate(TYPE_PRIORITY)
@@ -192,6 +221,7 @@ class Detector:
             per_chunk = self._detect_chunks(pieces)
 
         candidates: list[_Candidate] = []
+        tokens = self._token_spans(normalized.text)
         last_index = len(chunks) - 1
         for index, ((offset, chunk), found) in enumerate(zip(chunks, per_chunk)):
             for candidate in found:
@@ -200,6 +230,10 @@ class Detector:
                 if index > 0 and candidate.start == 0:
                     continue
                 if index < last_index and candidate.end == len(chunk):
+                    continue
+                if _overlaps_any(
+                    candidate.start + offset, candidate.end + offset, tokens
+                ):
                     continue
                 candidates.append(
                     _Candidate(
@@ -249,6 +283,14 @@ class Detector:
         # moved back to whitespace from leaving a small last piece.
         even = math.ceil(length / pieces) + overlap + overlap // 2
         return min(size, max(4 * overlap, even))
+
+    def _token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Return the spans of token-shaped text, which detection leaves alone."""
+        spans = [match.span() for match in TOKEN_SHAPE.finditer(text)]
+        spans += [
+            (match.start, match.end) for match in self.settings.token_format.find(text)
+        ]
+        return sorted(set(spans))
 
     def _rule_matches(self, text: str, size: int) -> list[tuple[int, int]]:
         """Return the spans of rule patterns in a text longer than one chunk."""
@@ -330,23 +372,48 @@ class Detector:
     def _filter(self, chunk: str, candidates: list[_Candidate]) -> list[_Candidate]:
         thresholds = self.rules.thresholds
         allow_list = self.rules.allow_list
-        patterns = [c for c in candidates if not c.from_ner]
+        tokens = self._token_spans(chunk)
+        # A pattern span and a token are both holes that NER spans are cut around.
+        holes = tokens + [(c.start, c.end) for c in candidates if not c.from_ner]
         kept: list[_Candidate] = []
         for candidate in candidates:
             if candidate.entity_type not in self.entities:
                 continue
             if candidate.score < thresholds.get(candidate.entity_type, 0.0):
                 continue
-            pieces = (
-                _clip_ner_span(chunk, candidate, patterns)
-                if candidate.from_ner
-                else [candidate]
-            )
+            if candidate.from_ner:
+                pieces = _clip_ner_span(chunk, candidate, holes)
+            elif _overlaps_any(candidate.start, candidate.end, tokens):
+                continue
+            else:
+                pieces = [candidate]
             for piece in pieces:
+                if piece.entity_type in NAME_TYPES:
+                    piece = self._trim_name(chunk, piece)
+                    if piece is None:
+                        continue
                 if chunk[piece.start : piece.end].casefold() in allow_list:
                     continue
                 kept.append(piece)
         return kept
+
+    def _trim_name(self, chunk: str, candidate: _Candidate) -> _Candidate | None:
+        """Return a PERSON or LOCATION span without the words next to the name that
+        are not part of it, or None when it is a common word and not a name."""
+        start, end = trim_name_span(
+            chunk,
+            candidate.start,
+            candidate.end,
+            candidate.entity_type,
+            self._common_words,
+        )
+        if candidate.entity_type == "PERSON" and is_label_word(
+            chunk, start, end, self._common_words, self._nouns
+        ):
+            return None
+        return _Candidate(
+            start, end, candidate.entity_type, candidate.score, candidate.from_ner
+        )
 
     def _resolve_overlaps(self, candidates: list[_Candidate]) -> list[_Candidate]:
         unranked = len(TYPE_PRIORITY)
@@ -400,6 +467,10 @@ def _no_pool() -> None:
     pass
 
 
+def _overlaps_any(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start < span_end and span_start < end for span_start, span_end in spans)
+
+
 def _plausible_restored(text: str, entity_type: str) -> bool:
     """Check an entity found only in a re-capitalized copy of the text.
 
@@ -421,18 +492,18 @@ def _recognizer_name(result: RecognizerResult) -> str | None:
 
 
 def _clip_ner_span(
-    chunk: str, candidate: _Candidate, patterns: list[_Candidate]
+    chunk: str, candidate: _Candidate, pattern_spans: list[tuple[int, int]]
 ) -> list[_Candidate]:
     """Cut an NER span around pattern spans and at separators, then trim the pieces.
 
     The statistical model sometimes runs a name into an adjacent e-mail address
-    ("Dana Reyes - dana.reyes@example.test"). The pattern span is more precise
-    there, so the name keeps only the text outside it.
+    ("Dana Reyes - dana.reyes@example.test") or a token. The pattern span is more
+    precise there, so the name keeps only the text outside it.
     """
     holes = sorted(
-        (p.start, p.end)
-        for p in patterns
-        if p.start < candidate.end and candidate.start < p.end
+        (start, end)
+        for start, end in pattern_spans
+        if start < candidate.end and candidate.start < end
     )
     for separator in _NER_SPLIT.finditer(chunk, candidate.start, candidate.end):
         holes.append(separator.span())

@@ -267,6 +267,21 @@ def common_words(nlp: Language) -> frozenset[str]:
     Nouns are left out because the index lists many given names and places as
     nouns. Returns an empty set when the pipeline has no such table.
     """
+    return _lemma_index_words(nlp, ("verb", "adj", "adv"))
+
+
+def noun_words(nlp: Language) -> frozenset[str]:
+    """Return the nouns of the pipeline's lemmatizer tables ("bob", "error").
+
+    A common word that is also a noun may be a given name ("Bob", "Mark"), so name
+    rules drop a single capitalized word only when it is not in this set.
+    """
+    return _lemma_index_words(nlp, ("noun",))
+
+
+def _lemma_index_words(
+    nlp: Language, parts_of_speech: tuple[str, ...]
+) -> frozenset[str]:
     if "lemmatizer" not in nlp.component_names:
         return frozenset()
     lookups = nlp.get_pipe("lemmatizer").lookups
@@ -274,7 +289,7 @@ def common_words(nlp: Language) -> frozenset[str]:
         return frozenset()
     index = lookups.get_table("lemma_index")
     words: set[str] = set()
-    for part_of_speech in ("verb", "adj", "adv"):
+    for part_of_speech in parts_of_speech:
         if part_of_speech in index:
             words.update(index[part_of_speech])
     return frozenset(words)

@@ -17,6 +17,14 @@ evidence in the text itself:
 
 Every rule needs capitalized words, so lower-case words, numbers and code are not
 affected.
+
+Two more checks clean PERSON and LOCATION spans from any source. `trim_name_span`
+cuts off words next to a name that are not part of it: a contact verb or greeting
+("Email Bob Marley", "Hi Bob Marley"), a capitalized common word that opens a
+sentence ("Chunked Tony Stark"), a speaking verb after it and a possessive "'s".
+Without this the same person would get one token with the verb and another
+without it. `is_label_word` finds one-word PERSON spans that are a common word
+opening a sentence ("Debug the parser") or a log-level label ("Info:").
 """
 
 from __future__ import annotations
@@ -44,12 +52,19 @@ ORGANIZATION_WORDS = frozenset(
 )
 TITLES = frozenset("dear mr mrs ms miss mx dr prof sir madam".split())
 GREETINGS = frozenset("hi hello hey thanks thank dear".split())
-# Words before a name that say a person follows.
-PERSON_CUES_BEFORE = frozenset(
+# Verbs of contacting someone. Before a name they say a person follows, and they
+# are never the first word of the name itself.
+CONTACT_VERBS = frozenset(
     """
-    applicant author call called cc bcc client colleague contact customer email
-    emailed employee invite manager meet met named patient ping remind reply tell
-    ask asked user by
+    ask asked call called cc bcc contact email emailed invite meet met ping remind
+    reply tell
+    """.split()
+)
+# Words before a name that say a person follows.
+PERSON_CUES_BEFORE = CONTACT_VERBS | frozenset(
+    """
+    applicant author client colleague customer employee manager named patient user
+    by
     """.split()
 )
 # Words after a name that say it is a person.
@@ -60,6 +75,15 @@ PERSON_CUES_AFTER = frozenset(
     """.split()
 )
 LOCATIVE_PREPOSITIONS = frozenset({"in", "at", "near"})
+# Log levels and note labels that open a log or note line ("Info: cache miss").
+LOG_LABELS = frozenset(
+    """
+    alert crit critical debug emerg err error fatal fixme info note notice todo
+    trace verbose warn warning
+    """.split()
+)
+# Lower-case words that belong inside a name ("Vincent van Gogh").
+NAME_PARTICLES = frozenset("al bin da de del della der di du la le van von y".split())
 PERSON_KEYS = frozenset(
     """
     name fullname assignee author owner contact recipient sender manager employee
@@ -76,6 +100,12 @@ _JSON_PAIR = re.compile(
 )
 _KEY_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _CSV_SEPARATORS = (",", ";", "\t")
+_WORD_SPAN = re.compile(r"\S+")
+_POSSESSIVE_ENDINGS = ("'s", "\u2019s")
+# Characters between a sentence or line start and its first word: blanks, list
+# bullets, quote marks and opening brackets.
+_OPENING_CHARACTERS = frozenset(" \t-*>#\"'([")
+_EDGE_PUNCTUATION = ",;:!?\"'"
 
 
 def relabeled_entities(
@@ -90,6 +120,7 @@ def relabeled_entities(
     found: list[NameSpan] = []
     persons = [entity for entity in doc.ents if entity.label_ == "PERSON"]
     for start, end in _capitalized_runs(doc):
+        start = _skip_leading_non_name_words(doc, start, end, common_words)
         if any(p.start < end and start < p.end for p in persons):
             continue
         span = doc[start:end]
@@ -123,6 +154,174 @@ def _capitalized_runs(doc: Doc) -> Iterator[tuple[int, int]]:
             if 2 <= index - start <= 4:
                 yield start, index
             start = None
+
+
+def _skip_leading_non_name_words(
+    doc: Doc, start: int, end: int, common_words: frozenset[str]
+) -> int:
+    """Return the first token of a capitalized run that may belong to a name.
+
+    A contact verb is skipped anywhere, and a common word only where it opens a
+    sentence and at least two words remain ("Review Bob Marley's notes").
+    """
+    opens_sentence = at_sentence_start(doc.text, doc[start].idx)
+    while end - start > 2:
+        word = doc[start].lower_
+        skip = word in CONTACT_VERBS or (
+            opens_sentence and _is_non_name_word(word, common_words)
+        )
+        if not skip:
+            break
+        start += 1
+        opens_sentence = False
+    return start
+
+
+def trim_name_span(
+    text: str, start: int, end: int, entity_type: str, common_words: frozenset[str]
+) -> tuple[int, int]:
+    """Return the span `start, end` of a PERSON or LOCATION without the words next
+    to the name that are not part of it.
+
+    Cut off before the name: a contact verb or greeting, a lower-case word other
+    than a particle such as "van" in a span with capitals, and for PERSON a common
+    or stop word that opens a sentence when two words stay. Cut off after the name:
+    a contact or speaking verb, the same lower-case words, and a possessive "'s".
+    At least one word always stays. Place names keep a common first word ("New York",
+    "Long Beach") because many of them start with one.
+    """
+    words = [match.span() for match in _WORD_SPAN.finditer(text, start, end)]
+    if not words:
+        return start, end
+    mixed_case = any(text[s:e] != text[s:e].lower() for s, e in words)
+    opens_sentence = at_sentence_start(text, words[0][0])
+    while len(words) > 1 and _is_leading_non_name(
+        text, words, entity_type, opens_sentence, mixed_case, common_words
+    ):
+        words.pop(0)
+        opens_sentence = False
+    while len(words) > 1 and _is_trailing_non_name(text, words[-1], mixed_case):
+        words.pop()
+
+    new_start, new_end = words[0][0], words[-1][1]
+    while new_end > new_start and text[new_end - 1] in _EDGE_PUNCTUATION:
+        new_end -= 1
+    for ending in _POSSESSIVE_ENDINGS:
+        if text[new_start:new_end].lower().endswith(ending):
+            new_end -= len(ending)
+            break
+    while new_start < new_end and text[new_start] in _EDGE_PUNCTUATION:
+        new_start += 1
+    if new_end <= new_start:
+        return start, end
+    return new_start, new_end
+
+
+def _is_leading_non_name(
+    text: str,
+    words: list[tuple[int, int]],
+    entity_type: str,
+    opens_sentence: bool,
+    mixed_case: bool,
+    common_words: frozenset[str],
+) -> bool:
+    word = _bare_word(text, words[0])
+    if word in CONTACT_VERBS or word in GREETINGS:
+        return True
+    if mixed_case and _is_lower_case_word(text, words[0]):
+        return True
+    return (
+        entity_type == "PERSON"
+        and opens_sentence
+        and len(words) > 2
+        and _is_non_name_word(word, common_words)
+    )
+
+
+def _is_trailing_non_name(
+    text: str, word_span: tuple[int, int], mixed_case: bool
+) -> bool:
+    word = _bare_word(text, word_span)
+    if word in PERSON_CUES_AFTER or word in CONTACT_VERBS:
+        return True
+    return mixed_case and _is_lower_case_word(text, word_span)
+
+
+def is_label_word(
+    text: str,
+    start: int,
+    end: int,
+    common_words: frozenset[str],
+    nouns: frozenset[str],
+) -> bool:
+    """Check whether a one-word PERSON span is a common word and not a name.
+
+    True for a log-level label at the start of a line ("Debug:", "Info:") and for
+    a verb, adjective or adverb that is not also a noun when it opens a sentence
+    without a comma or speaking verb after it ("Debug the parser"). Words that are
+    also nouns stay names ("Bob", "Mark"), and so does a word in the middle of a
+    sentence, where its capital letter marks a name.
+    NOTE: a given name that is only a verb or adjective in WordNet ("Harry",
+    "Sandy") is dropped when it opens a sentence without such a cue.
+    """
+    value = text[start:end]
+    if len(value.split()) != 1 or not at_sentence_start(text, start):
+        return False
+    word = value.rstrip(".").lower()
+    only_common = _is_common_word(word, common_words) and not any(
+        base in nouns for base in _base_forms(word)
+    )
+    if text[end : end + 1] == ":" and at_line_start(text, start):
+        return word in LOG_LABELS or only_common
+    if not only_common:
+        return False
+    after = text[end:].lstrip(" \t")
+    if after.startswith(","):
+        return False
+    next_word = _WORD_SPAN.match(after)
+    return next_word is None or next_word.group().lower() not in PERSON_CUES_AFTER
+
+
+def at_sentence_start(text: str, position: int) -> bool:
+    """Check whether only blanks, bullets or quotes stand between `position` and the
+    start of the text, a line or a sentence (after ".", "!", "?", ":" or ";")."""
+    index = _skip_opening_characters(text, position)
+    return index == 0 or text[index - 1] in "\r\n.!?:;"
+
+
+def at_line_start(text: str, position: int) -> bool:
+    """Check whether only blanks, bullets or quotes stand before `position` on its
+    line."""
+    index = _skip_opening_characters(text, position)
+    return index == 0 or text[index - 1] in "\r\n"
+
+
+def _skip_opening_characters(text: str, position: int) -> int:
+    index = position
+    while index > 0 and text[index - 1] in _OPENING_CHARACTERS:
+        index -= 1
+    return index
+
+
+def _bare_word(text: str, span: tuple[int, int]) -> str:
+    return text[span[0] : span[1]].strip(_EDGE_PUNCTUATION + ".").lower()
+
+
+def _is_lower_case_word(text: str, span: tuple[int, int]) -> bool:
+    word = text[span[0] : span[1]]
+    return word.islower() and word.strip(_EDGE_PUNCTUATION) not in NAME_PARTICLES
+
+
+def _is_non_name_word(word: str, common_words: frozenset[str]) -> bool:
+    return word in STOP_WORDS or (len(word) > 1 and _is_common_word(word, common_words))
+
+
+def _base_forms(word: str) -> Iterator[str]:
+    """Yield `word` and the stems left after removing a regular inflection."""
+    yield word
+    for suffix in ("ing", "ed", "d", "es", "s"):
+        if word.endswith(suffix) and len(word) > len(suffix):
+            yield word[: -len(suffix)]
 
 
 def structured_names(text: str, common_words: frozenset[str]) -> list[NameSpan]:
