@@ -31,8 +31,16 @@ from mitmproxy import http
 from mitmproxy.addons.savehar import SaveHar
 from mitmproxy.io import FlowReader
 from mitmproxy.io import FlowWriter
+from mitmproxy.net import encoding
 
+from addons.gateway import STREAM_RELEASE_CHARS
+from addons.gateway import media_type
+from addons.pipeline import Pipeline
 from addons.recording import METADATA_KEY
+from addons.shapes import ApiShape
+from addons.shapes import BodyError
+from addons.shapes import shape_for
+from addons.streaming import rewriter_for
 from vault import RevealDenied
 from vault import Vault
 from vault.tokens import TokenFormat
@@ -618,20 +626,105 @@ def answer_text(turns: list[Turn]) -> str:
     return "\n".join(f"[{turn.role}] {turn.text}" for turn in turns)
 
 
+def flow_shape(flow: http.HTTPFlow) -> ApiShape:
+    """Return the API shape recorded for a flow, or the one its request path implies.
+
+    The gateway records the member name (`OPENAI_CHAT`), and the value (`openai_chat`)
+    is accepted too.
+    """
+    name = flow_record(flow).get("shape")
+    if isinstance(name, str):
+        shape = ApiShape.__members__.get(name.upper())
+        if shape is not None:
+            return shape
+    return shape_for(flow.request.path, flow.request.headers.get("content-type", ""))
+
+
+class ResponseTokenizer:
+    """Tokenizer of new response bodies, giving the body the gateway would record.
+
+    A body goes through the gateway's own calls: `Pipeline.process_response` for a
+    whole body and the stream rewriter of `rewriter_for` for SSE and NDJSON. Values
+    the model produced become tokens of origin "model" in `namespace`, and no token is
+    replaced by its value because the pipeline restores no origin. The pipeline still
+    looks its tokens up in the vault, so each lookup writes one `reveal_many` audit
+    entry with `actor` as the actor and every token denied.
+    """
+
+    def __init__(self, pipeline: Pipeline, namespace: str, actor: str) -> None:
+        if pipeline.restore_origins:
+            raise ValueError(
+                "ResponseTokenizer needs a pipeline that restores no origin, but this "
+                f"one restores {', '.join(pipeline.restore_origins)}. Create the "
+                "pipeline with restore_origins=()."
+            )
+        self.pipeline = pipeline
+        self.namespace = namespace
+        self.actor = actor
+
+    def recorded_body(self, shape: ApiShape, content_type: str, body: bytes) -> bytes:
+        """Return `body` as the gateway would record it.
+
+        Raises BodyError for a body that is neither of its shape nor UTF-8 text.
+        """
+        processor = self.pipeline.response_text_processor(self.namespace, self.actor)
+        rewriter = rewriter_for(
+            shape, content_type, processor, min_release_chars=STREAM_RELEASE_CHARS
+        )
+        if rewriter is not None:
+            # The rewriters of `addons.streaming` do not raise for their input. A
+            # failure becomes an error event in `recorded`, and held text is dropped.
+            rewriter.feed(body)
+            rewriter.finish()
+            return bytes(rewriter.recorded)
+
+        if "json" not in media_type(content_type):
+            shape = ApiShape.PLAIN_TEXT
+        try:
+            result = self.pipeline.process_response(
+                shape, body, self.namespace, self.actor
+            )
+        except BodyError:
+            if shape is ApiShape.PLAIN_TEXT:
+                raise
+            # The gateway replaces such a body with a 502 error and records no body.
+            # Here the body is still compared, tokenized as plain text.
+            result = self.pipeline.process_response(
+                ApiShape.PLAIN_TEXT, body, self.namespace, self.actor
+            )
+        return result.recorded_body
+
+
+def _decoded_body(body: bytes, content_encoding: str) -> bytes:
+    """Undo the content encoding of a response body, as the gateway does."""
+    if content_encoding.strip().lower() in ("", "identity"):
+        return body
+    try:
+        decoded = encoding.decode(body, content_encoding)
+    except ValueError:
+        raise BodyError(
+            f"response body could not be decoded with content-encoding "
+            f"{content_encoding!r}"
+        ) from None
+    assert isinstance(decoded, bytes)
+    return decoded
+
+
 def resend_flow(
     flow: http.HTTPFlow,
     number: int,
     base_url: str,
-    tokenize: Callable[[str], str],
+    tokenizer: ResponseTokenizer,
     *,
     extra_headers: dict[str, str] | None = None,
     timeout: float = 120.0,
 ) -> ResendResult:
     """Send a recorded (tokenized) request again and compare the answers.
 
-    The new answer goes through `tokenize` before it is compared or shown, because the
-    model may produce values that were never in the recording. The request goes
-    directly to `base_url` because proxy environment variables are ignored.
+    The new response body goes through `tokenizer` before its answer is compared or
+    shown, because the model may produce values that were never in the recording. A
+    body that cannot be tokenized is not shown. The request goes directly to
+    `base_url` because proxy environment variables are ignored.
     """
     url = resend_url(base_url, flow)
     headers = {
@@ -654,11 +747,11 @@ def resend_flow(
     try:
         with opener.open(request, timeout=timeout) as response:
             status = response.status
-            content_type = response.headers.get("content-type", "")
+            response_headers = response.headers
             body = response.read()
     except urllib.error.HTTPError as exc:
         status = exc.code
-        content_type = exc.headers.get("content-type", "")
+        response_headers = exc.headers
         body = exc.read()
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -672,7 +765,14 @@ def resend_flow(
             "",
             failure=f"request to {url} failed: {reason}",
         )
-    text = tokenize(answer_text(answer_turns(body, content_type)))
+    content_type = response_headers.get("content-type", "")
+    try:
+        body = _decoded_body(body, response_headers.get("content-encoding", ""))
+        recorded_body = tokenizer.recorded_body(flow_shape(flow), content_type, body)
+    except BodyError as exc:
+        text = f"[body] (not shown: {exc})"
+    else:
+        text = answer_text(answer_turns(recorded_body, content_type))
     return ResendResult(
         number, flow.request.method, url, recorded_status, status, recorded_text, text
     )

@@ -7,12 +7,13 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from addons.pipeline import Pipeline
 from addons.replay import EXPORT_FORMATS
 from addons.replay import Recording
 from addons.replay import ReplayError
+from addons.replay import ResponseTokenizer
 from addons.replay import Revealer
 from addons.replay import export_recording
 from addons.replay import format_counts
@@ -81,9 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resend",
         help="re-send a session's requests to a model and compare the answers",
         description="Re-send a session's recorded (tokenized) requests directly to a "
-        "model server and report, per flow, whether the answer is the same. New "
-        "answers are tokenized before they are compared or shown. Exit status: 0 all "
-        "answers the same, 1 some differ, 2 an error.",
+        "model server and report, per flow, whether the answer is the same. Each new "
+        "response is tokenized as the gateway tokenizes the responses it records, "
+        "before it is compared or shown. Exit status: 0 all answers the same, 1 some "
+        "differ, 2 an error.",
     )
     _add_session_arguments(resend)
     resend.add_argument(
@@ -249,25 +251,24 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answer_tokenizer(
-    vault: Vault, namespace: str, principal: str, rules: Path | None
-) -> Callable[[str], str]:
-    """Build the tokenizer for new answers from the gateway's detection and vault."""
+def _response_tokenizer(
+    vault: Vault, namespace: str, rules: Path | None
+) -> ResponseTokenizer:
+    """Build the tokenizer for new responses from the gateway's detection and vault."""
     # Imported here because loading spaCy takes seconds that the other commands
     # do not need to spend.
     from addons.detection import DetectionSettings
     from addons.detection import Detector
     from addons.detection import RulesError
-    from addons.pipeline import Pipeline
 
     settings = DetectionSettings() if rules is None else DetectionSettings(rules_dir=rules)
     try:
         detector = Detector(settings)
     except RulesError as exc:
         raise ReplayError(f"cannot load detection rules: {exc}") from exc
-    pipeline = Pipeline(detector, vault)
-    processor = pipeline.response_text_processor(namespace, principal)
-    return processor.tokenize
+    pipeline = Pipeline(detector, vault, restore_origins=())
+    # The audit log names who ran the resend for the token lookups it causes.
+    return ResponseTokenizer(pipeline, namespace, f"resend:{getpass.getuser()}")
 
 
 def run_resend(args: argparse.Namespace) -> int:
@@ -285,13 +286,13 @@ def run_resend(args: argparse.Namespace) -> int:
     try:
         row = _find_session(vault, args.session)
         recording = _recording(row, args.recordings)
-        tokenize = _answer_tokenizer(vault, row.namespace, row.principal, args.rules)
+        tokenizer = _response_tokenizer(vault, row.namespace, args.rules)
         for number, flow in enumerate(recording.flows, start=1):
             result = resend_flow(
                 flow,
                 number,
                 args.to,
-                tokenize,
+                tokenizer,
                 extra_headers=extra_headers,
                 timeout=args.timeout,
             )

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
+from mitmproxy.test import taddons
 from mitmproxy.test import tutils
 
+from addons.recording import Recorder
 from vault import Vault
 
 NAMESPACE = "ns-alice"
 PRINCIPAL = "alice"
+# The installed command line, next to the interpreter that runs the tests.
+TOKENGATE = Path(sys.executable).with_name("tokengate")
 
 
 @pytest.fixture
@@ -95,3 +100,13 @@ def model_flow(
         "recorded_response": recorded_response,
     }
     return flow
+
+
+async def record_flows(vault: Vault, recordings: Path, flows) -> None:
+    """Run flows through a real Recorder that writes to `recordings`."""
+    recorder = Recorder(lambda: vault)
+    with taddons.context(recorder) as tctx:
+        tctx.configure(recorder, tokengate_recordings=str(recordings))
+        for flow in flows:
+            await recorder.response(flow)
+    assert recorder.failures == 0

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -15,17 +14,15 @@ from pathlib import Path
 
 import pytest
 from mitmproxy.io import FlowReader
-from mitmproxy.test import taddons
 
-from addons.recording import Recorder
 from vault import Vault
 
 from tests.recording.conftest import NAMESPACE
+from tests.recording.conftest import TOKENGATE
 from tests.recording.conftest import chat_request_body
 from tests.recording.conftest import chat_response_body
 from tests.recording.conftest import model_flow
-
-TOKENGATE = Path(sys.executable).with_name("tokengate")
+from tests.recording.conftest import record_flows
 
 
 @dataclass
@@ -53,15 +50,6 @@ class RecordedSession:
             timeout=300,
             env={**os.environ, **(env or {})},
         )
-
-
-async def _record(vault: Vault, recordings: Path, flows) -> None:
-    recorder = Recorder(lambda: vault)
-    with taddons.context(recorder) as tctx:
-        tctx.configure(recorder, tokengate_recordings=str(recordings))
-        for flow in flows:
-            await recorder.response(flow)
-    assert recorder.failures == 0
 
 
 @pytest.fixture
@@ -96,7 +84,7 @@ def session(tmp_path: Path) -> RecordedSession:
         counts={"PERSON": 1},
     )
 
-    asyncio.run(_record(vault, recordings, [first, second]))
+    asyncio.run(record_flows(vault, recordings, [first, second]))
     vault.close()
     return RecordedSession(
         vault_path, key_file, recordings, person, foreign, first_answer
