@@ -7,6 +7,7 @@ that adds its parsers and sets `handler` on each; this module only assembles the
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMAND_MODULES = [
@@ -30,7 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        status = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout exited, as `head` does. Python flushes stdout again at
+        # exit, so stdout is pointed at /dev/null to keep that flush from failing too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return status
 
 
 if __name__ == "__main__":
