@@ -290,6 +290,21 @@ def test_response_model_echo_of_client_value(pipeline: Pipeline) -> None:
     assert response_content(response.client_body) == "Nice to meet you, Alice Novak."
 
 
+def test_restore_policy_none_reveals_nothing(detector, vault: Vault) -> None:
+    pipeline = Pipeline(detector, vault, restore_origins=())
+    pipeline.process_request(ApiShape.OPENAI_CHAT, chat_body("I am Alice Novak"), "ns-a")
+    entries_before = audit_entries(vault)
+    body = chat_response(f"Hello {PERSON_1}")
+    response = pipeline.process_response(ApiShape.OPENAI_CHAT, body, "ns-a", "alice")
+    assert response_content(response.client_body) == f"Hello {PERSON_1}"
+    assert response.unrestored == 1
+    assert audit_entries(vault) == entries_before
+
+
+def audit_entries(vault: Vault) -> int:
+    return vault.connection().execute("SELECT count(*) FROM audit_log").fetchone()[0]
+
+
 def test_restore_origin_model_when_allowed(detector, vault: Vault) -> None:
     pipeline = Pipeline(detector, vault, restore_origins=("client", "model"))
     body = chat_response("write to carol.diaz@example.test")
