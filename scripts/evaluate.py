@@ -213,8 +213,13 @@ def format_table(records: list[dict], results: dict[str, Scores]) -> str:
     for entity_type in types:
         row = f"{entity_type:<16}{support[entity_type]:>6}"
         for name in names:
-            row += f"{results[name].precision(entity_type):>14.3f}"
-            row += f"{results[name].recall(entity_type):>14.3f}"
+            scores = results[name]
+            predicted = scores.true_positives[entity_type] + scores.false_positives[
+                entity_type
+            ]
+            # Precision of a detector that predicted nothing is undefined: shown as "-".
+            precision = f"{scores.precision(entity_type):.3f}" if predicted else "-"
+            row += f"{precision:>14}{scores.recall(entity_type):>14.3f}"
         lines.append(row)
     row = f"{'all':<16}{sum(support.values()):>6}"
     for name in names:
