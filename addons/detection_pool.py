@@ -121,6 +121,7 @@ class DetectionPool:
         try:
             for future in ready:
                 future.result()
+            logger.info("%d detection worker processes ready", self.workers)
         except BrokenProcessPool:
             logger.error("the detection worker processes failed to start")
             self._discard(executor)
