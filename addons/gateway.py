@@ -550,6 +550,10 @@ class Gateway:
         assert self.settings is not None
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, work)
+        if side == "request":
+            withheld = "nothing was forwarded to the model"
+        else:
+            withheld = "the model's answer was withheld"
         try:
             return await asyncio.wait_for(future, self.settings.timeout)
         except BodyError as e:
@@ -568,22 +572,23 @@ class Gateway:
                 504,
                 "detection_timeout",
                 f"tokengate could not finish checking the {side} within "
-                f"{self.settings.timeout:g} s, so nothing was forwarded. Retry, or ask "
-                "the operator to raise tokengate_timeout.",
+                f"{self.settings.timeout:g} s, so {withheld}. Retry, or ask the "
+                "operator to raise tokengate_timeout.",
             ) from None
         except Exception as e:
             # The exception message may quote body text, so only its type is logged.
             logger.error(
-                "%s processing failed with %s; nothing was forwarded",
+                "%s processing failed with %s; %s",
                 side,
                 type(e).__name__,
+                withheld,
             )
             raise Rejection(
                 503,
                 "detection_failed",
                 f"tokengate could not check the {side} for sensitive values "
-                f"({type(e).__name__}), so nothing was forwarded. Retry; if it "
-                "persists, the operator finds details in the gateway log.",
+                f"({type(e).__name__}), so {withheld}. Retry; if it persists, the "
+                "operator finds details in the gateway log.",
             ) from None
 
     def _reject(self, flow: http.HTTPFlow, state: FlowState, rejection: Rejection) -> None:

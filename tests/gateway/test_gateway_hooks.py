@@ -231,6 +231,30 @@ def test_response_restored_for_client(gateway_context) -> None:
     assert "restored:1" in metadata["decisions"]
 
 
+def test_response_timeout_says_answer_withheld(gateway_context) -> None:
+    gateway, tctx = gateway_context
+    flow = chat_flow(chat_body(f"mail {EMAIL}"))
+    asyncio.run(send(gateway, flow))
+    tctx.configure(gateway, tokengate_timeout="0.1")
+
+    def slow_response(*args, **kwargs):
+        time.sleep(1.0)
+        raise AssertionError("the gateway should have given up")
+
+    gateway.engine.pipeline.process_response = slow_response
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}
+    flow.response = tutils.tresp(
+        content=json.dumps(answer).encode(),
+        headers=http.Headers(content_type="application/json"),
+    )
+    gateway.responseheaders(flow)
+    asyncio.run(gateway.response(flow))
+    assert flow.response.status_code == 504
+    message = error_of(flow)["message"]
+    assert "checking the response" in message
+    assert "the model's answer was withheld" in message
+
+
 def test_sse_response_streamed_through_rewriter(gateway_context) -> None:
     gateway, _ = gateway_context
     flow = chat_flow(chat_body(f"mail {EMAIL}"))
