@@ -125,7 +125,7 @@ _IDENTIFIER_REFERENCE = re.compile(
 
 _PLACEHOLDER_WORDS = frozenset(
     {
-        "changeme", "password", "secret", "token", "none", "null", "true", "false",
+        "password", "secret", "token", "none", "null", "true", "false",
         "redacted", "example", "your_password", "yourpassword", "placeholder",
         "os.environ", "getenv", "env",
     }

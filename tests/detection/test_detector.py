@@ -67,8 +67,21 @@ def test_jwt_detected(detector):
     ]
 
 
-def test_secret_placeholder_ignored(detector):
-    assert found(detector, "set PASSWORD=changeme in .env.example") == []
+@pytest.mark.parametrize(
+    "text",
+    [
+        "set PASSWORD=<your password> in .env.example",
+        "set PASSWORD=${DB_PASSWORD} in .env.example",
+        "set PASSWORD=password in .env.example",
+        "set PASSWORD=xxxxxxxx in .env.example",
+    ],
+)
+def test_secret_placeholder_ignored(detector, text):
+    assert found(detector, text) == []
+
+
+def test_default_password_is_secret(detector):
+    assert found(detector, "set PASSWORD=changeme in .env") == [("SECRET", "changeme")]
 
 
 def test_private_key_block_detected(detector):
