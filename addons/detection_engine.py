@@ -129,7 +129,8 @@ class PhoneNumberRecognizer(predefined_recognizers.PhoneRecognizer):
     libphonenumber accepts "05.10.2024" and a ten-digit Unix time such as
     "1747731000" as possible numbers. Dates are dropped. A digit run with no "+",
     separator or bracket gets a low score, so only a context word such as "phone"
-    or "call" lifts it above the default threshold.
+    or "call" lifts it above the default threshold. A span never starts or ends
+    inside a run of digits, so no digit of an extension is left in clear.
     """
 
     def analyze(
@@ -145,8 +146,9 @@ class PhoneNumberRecognizer(predefined_recognizers.PhoneRecognizer):
         for window_start, window_end in _digit_windows(text):
             window = text[window_start:window_end]
             for result in super().analyze(window, entities, None):
-                result.start += window_start
-                result.end += window_start
+                result.start, result.end = _whole_digit_runs(
+                    text, result.start + window_start, result.end + window_start
+                )
                 value = text[result.start : result.end]
                 if _DATE_LIKE.fullmatch(value):
                     continue
@@ -157,20 +159,36 @@ class PhoneNumberRecognizer(predefined_recognizers.PhoneRecognizer):
 
 
 _PHONE_CANDIDATE = regex.compile(r"[+(]?\d[\d\s().\-/]{5,}\d")
-_WINDOW_MARGIN = 8
+# Characters read before and after a candidate. The margin after it covers an
+# extension label such as ", extension " and the first digits after it. A digit
+# run that crosses either margin is read whole.
+_WINDOW_MARGIN_BEFORE = 8
+_WINDOW_MARGIN_AFTER = 24
 
 
 def _digit_windows(text: str) -> list[tuple[int, int]]:
     """Return merged spans around digit runs long enough to be a phone number."""
     windows: list[tuple[int, int]] = []
     for match in _PHONE_CANDIDATE.finditer(text):
-        start = max(0, match.start() - _WINDOW_MARGIN)
-        end = min(len(text), match.end() + _WINDOW_MARGIN)
+        start, end = _whole_digit_runs(
+            text,
+            max(0, match.start() - _WINDOW_MARGIN_BEFORE),
+            min(len(text), match.end() + _WINDOW_MARGIN_AFTER),
+        )
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], end)
         else:
             windows.append((start, end))
     return windows
+
+
+def _whole_digit_runs(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) so that it does not cut a run of digits at either end."""
+    while 0 < start < len(text) and text[start - 1].isdigit() and text[start].isdigit():
+        start -= 1
+    while 0 < end < len(text) and text[end - 1].isdigit() and text[end].isdigit():
+        end += 1
+    return start, end
 
 
 class IndexedContextEnhancer(LemmaContextAwareEnhancer):

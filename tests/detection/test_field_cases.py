@@ -134,3 +134,36 @@ def test_megabyte_prompt_finds_values_at_both_ends(detector):
         "CREDIT_CARD",
         "4111 1111 1111 1111",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("020 7946 0958, ext. 12", "020 7946 0958, ext. 12"),
+        ("020 7946 0958 ext. 345", "020 7946 0958 ext. 345"),
+        (
+            "call +44 20 7946 0958 extension 4567 now",
+            "+44 20 7946 0958 extension 4567",
+        ),
+        ("call +44 20 7946 0958 x 4567 now", "+44 20 7946 0958 x 4567"),
+        (
+            "phone 020 7946 0958 ext 123456789012345678901234567890",
+            "020 7946 0958 ext 123456789012345678901234567890",
+        ),
+    ],
+)
+def test_phone_extension_kept_whole(detector, text, number):
+    start = text.index(number)
+    assert spans_of(detector, text) == [
+        (start, start + len(number), "PHONE_NUMBER", number)
+    ]
+
+
+def test_phone_extension_in_long_text(detector):
+    filler = "The build finished without errors. " * 300
+    text = filler + "Reach me at 020 7946 0958 ext. 345 today. " + filler
+    number = "020 7946 0958 ext. 345"
+    start = text.index(number)
+    assert spans_of(detector, text) == [
+        (start, start + len(number), "PHONE_NUMBER", number)
+    ]
