@@ -55,7 +55,6 @@ from addons.detection_names import (
 from addons.detection_pool import DetectionError, DetectionPool, default_workers
 from addons.detection_text import (
     NormalizedText,
-    normalize_text,
     restore_case,
     split_chunks,
 )
@@ -265,11 +264,11 @@ class Detector:
     def normalize_value(self, value: str, entity_type: str) -> str:
         """Return the form of `value` under which equal values share one token.
 
-        The value first gets the same Unicode normalization as detection (so a
-        zero-width space or full-width digits do not make a new token), then the
-        vault's per-type rule applies.
+        This is the vault's normalization, which applies the Unicode clean-up of
+        detection (so a zero-width space or full-width digits do not make a new
+        token) before the per-type rule.
         """
-        return vault_normalize_value(normalize_text(value), entity_type)
+        return vault_normalize_value(value, entity_type)
 
     def _chunk_size(self, length: int, pool: DetectionPool | None) -> int:
         """Return the piece size: the configured one, or with workers a size that

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
-ZERO_WIDTH = frozenset("\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\ufeff")
-DASHES = {
-    ch: "-"
-    for ch in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63"
-}
+from vault.normalize import DASHES, ZERO_WIDTH
+
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
