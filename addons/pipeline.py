@@ -4,7 +4,9 @@ The pipeline has no mitmproxy dependency: the gateway calls it from a worker thr
 with a body and the namespace of the principal, and gets the rewritten body back.
 
 Request: content text is collected by shape, detected values become vault tokens in the
-namespace (origin "client"), and the body is rendered with the tokens in place.
+namespace (origin "client"), and the body is rendered with the tokens in place. Copies
+of name values that the namespace already stores become tokens as well, also where the
+detector missed them (a name written in lower case).
 
 Response: values the model produced are tokenized too (origin "model"), giving the body
 that is recorded. Then tokens the principal may see are restored, by default only those
@@ -19,6 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from addons.known_values import KnownValueSweep
 from addons.shapes import (
     ApiShape,
     BodyError,
@@ -100,11 +103,14 @@ class Pipeline:
             token_format = getattr(vault, "token_format", DEFAULT_FORMAT)
         self.token_format = token_format
         self.cache = TokenizedTextCache(cache_size)
+        sweep = KnownValueSweep(vault, token_format)
         self._request_tokenizer = TextTokenizer(
-            detector, vault, token_format, cache=self.cache
+            detector, vault, token_format, cache=self.cache, sweep=sweep
         )
         # Model output is new text every time, so caching it would only evict requests.
-        self._response_tokenizer = TextTokenizer(detector, vault, token_format)
+        self._response_tokenizer = TextTokenizer(
+            detector, vault, token_format, sweep=sweep
+        )
         self._restorer = TokenRestorer(vault, token_format, self.restore_origins)
 
     def process_request(

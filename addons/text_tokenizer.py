@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from addons.known_values import KnownValueSweep
 from vault.tokens import TokenFormat
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ class TextTokenizer:
 
     Canonical token text that this namespace already issued stays as it is, so a client
     can send earlier output back. Token-shaped text that the namespace did not issue is
-    plain text: it is never looked up in another namespace.
+    plain text: it is never looked up in another namespace. With a `sweep`, copies of
+    name values that the namespace already stores become tokens too, also where the
+    detector missed them.
     """
 
     def __init__(
@@ -115,16 +118,22 @@ class TextTokenizer:
         vault: Vault,
         token_format: TokenFormat,
         cache: TokenizedTextCache | None = None,
+        sweep: KnownValueSweep | None = None,
     ) -> None:
         self.detector = detector
         self.vault = vault
         self.token_format = token_format
         self.cache = cache
+        self.sweep = sweep
 
     def tokenize_texts(
         self, texts: Sequence[str], namespace: str, origin: str
     ) -> list[TokenizedText]:
-        """Tokenize every text, with one vault transaction for all values."""
+        """Tokenize every text: detected values first, then copies of known values.
+
+        Detected values of all texts share one vault transaction, and copies of known
+        values that the sweep finds share a second one.
+        """
         results: list[TokenizedText | None] = [None] * len(texts)
         digests: dict[str, bytes] = {}
         pending: dict[str, list[int]] = {}
@@ -134,12 +143,12 @@ class TextTokenizer:
                 pending[text].append(index)
                 continue
             if self.cache is not None:
-                digest = self.cache.digest(namespace, origin, text)
-                cached = self.cache.get(digest)
+                if text not in digests:
+                    digests[text] = self.cache.digest(namespace, origin, text)
+                cached = self.cache.get(digests[text])
                 if cached is not None:
                     results[index] = cached
                     continue
-                digests[text] = digest
             pending[text] = [index]
 
         if pending:
@@ -157,14 +166,53 @@ class TextTokenizer:
                 entry = _replace_spans(text, spans, [next(tokens) for _ in spans])
                 for index in pending[text]:
                     results[index] = entry
-                if self.cache is not None:
-                    self.cache.put(digests[text], entry)
 
         complete: list[TokenizedText] = []
         for result in results:
             assert result is not None
             complete.append(result)
-        return complete
+        if self.sweep is not None:
+            swept = self._replace_known_values(complete, namespace, origin)
+        else:
+            swept = complete
+
+        if self.cache is not None:
+            # Cached entries are swept again on every use, because the namespace may
+            # have learned a value since. An entry that changed replaces the old one.
+            changed = {
+                text: entry
+                for text, entry, before in zip(texts, swept, complete, strict=True)
+                if text in pending or entry is not before
+            }
+            for text, entry in changed.items():
+                self.cache.put(digests[text], entry)
+        return swept
+
+    def _replace_known_values(
+        self, entries: list[TokenizedText], namespace: str, origin: str
+    ) -> list[TokenizedText]:
+        """Return the entries with copies of values known in the namespace tokenized."""
+        assert self.sweep is not None
+        unique = list(dict.fromkeys(entry.text for entry in entries))
+        found = dict(zip(unique, self.sweep.find(unique, namespace), strict=True))
+        items = [
+            (text[span.start : span.end], span.entity_type)
+            for text, spans in found.items()
+            for span in spans
+        ]
+        if not items:
+            return entries
+        tokens = iter(self.vault.tokenize_many(items, namespace, origin=origin))
+        replaced: dict[str, TokenizedText] = {}
+        for text, spans in found.items():
+            if spans:
+                replaced[text] = _replace_spans(
+                    text, spans, [next(tokens) for _ in spans]
+                )
+        return [
+            _merge(entry, replaced[entry.text]) if entry.text in replaced else entry
+            for entry in entries
+        ]
 
     def _plan_spans(
         self, text: str, namespace: str, issued: dict[str, bool]
@@ -219,7 +267,7 @@ def _strip_blanks(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _replace_spans(
-    text: str, spans: Sequence[_PlannedSpan], tokens: Sequence[str]
+    text: str, spans: Sequence[SpanLike], tokens: Sequence[str]
 ) -> TokenizedText:
     # Spliced directly rather than through presidio-anonymizer 2.2.366: its engine
     # merges adjacent entities of one type ("Alice Novak Bruno Petit" becomes one
@@ -237,6 +285,17 @@ def _replace_spans(
         text="".join(pieces),
         counts=tuple(sorted(counts.items())),
         tokens=frozenset(tokens),
+    )
+
+
+def _merge(earlier: TokenizedText, later: TokenizedText) -> TokenizedText:
+    """Return `later` with the counts and tokens of `earlier`, whose output it swept."""
+    counts = Counter(dict(earlier.counts))
+    counts.update(dict(later.counts))
+    return TokenizedText(
+        text=later.text,
+        counts=tuple(sorted(counts.items())),
+        tokens=earlier.tokens | later.tokens,
     )
 
 

@@ -444,6 +444,34 @@ class Vault:
             return None
         return TokenInfo(match.token, namespace, match.entity_type, row[0], row[1], row[2])
 
+    def known_values(
+        self, namespace: str, entity_type: str, normalized_values: Iterable[str]
+    ) -> set[str]:
+        """Return the normalized values with a token of `entity_type` in `namespace`.
+
+        Values must already be normalized as `vault.normalize.normalize_value` does.
+        Only lookup digests are compared, so nothing is decrypted. Expired tokens that
+        are not purged yet count as known, because tokenize_many reuses them. Runs one
+        read per QUERY_CHUNK values and writes no audit entry.
+        """
+        check_namespace(namespace)
+        validate_entity_type(entity_type)
+        by_lookup = {
+            self.keyring.lookup_digest(namespace, entity_type, value): value
+            for value in dict.fromkeys(normalized_values)
+        }
+        lookups = list(by_lookup)
+        connection = self.connection()
+        known: set[str] = set()
+        for start in range(0, len(lookups), QUERY_CHUNK):
+            chunk = lookups[start : start + QUERY_CHUNK]
+            placeholders = ",".join("?" * len(chunk))
+            for (lookup,) in connection.execute(
+                f"SELECT lookup FROM tokens WHERE lookup IN ({placeholders})", chunk
+            ):
+                known.add(by_lookup[bytes(lookup)])
+        return known
+
     # -- audit and keys ----------------------------------------------------------
 
     def audit(self, event: str, actor: str, **fields: str | int | float | None) -> None:
