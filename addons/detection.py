@@ -35,6 +35,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex
 from presidio_analyzer import RecognizerResult
 
 from addons.detection_engine import (
@@ -99,8 +100,17 @@ TYPE_PRIORITY = (
     "PERSON",
     "LOCATION",
 )
-# Characters that never belong to a name; NER spans are cut there.
-_NER_SPLIT = re.compile(r"\n|\s[-\u2013\u2014|:]\s|[@<>()\[\]{}\"]|\s{2,}")
+# Characters that never belong to a name; NER spans are cut there. "\u3002" is
+# the ideographic full stop.
+_NER_SPLIT = re.compile(r"\n|\s[-\u2013\u2014|:]\s|[@<>()\[\]{}\"!?\u3002]|\s{2,}")
+# Runs of scripts written without spaces between words, longer than a name with
+# its honorific ("田中太郎さん"). The English tokenizer makes such a run one
+# token, so a Latin-script name followed by Japanese text becomes one NER span
+# with the whole sentence.
+_LONG_UNSPACED_RUN = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\u30fc]{7,}"
+)
+_LATIN_LETTER = regex.compile(r"\p{Latin}")
 _TRIM = " \t\r\n.,;:!?'\"`-_*#/\\|()[]{}<>"
 _LETTER = re.compile(r"[^\W\d_]")
 NAME_TYPES = frozenset({"PERSON", "LOCATION"})
@@ -485,6 +495,10 @@ def _plausible_restored(text: str, entity_type: str) -> bool:
     return False
 
 
+def _is_caseless_letter(char: str) -> bool:
+    return char.isalpha() and not char.isupper() and not char.islower()
+
+
 def _recognizer_name(result: RecognizerResult) -> str | None:
     metadata = result.recognition_metadata or {}
     return metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY)
@@ -506,6 +520,12 @@ def _clip_ner_span(
     )
     for separator in _NER_SPLIT.finditer(chunk, candidate.start, candidate.end):
         holes.append(separator.span())
+    # In a span with Latin letters, the model recognized the Latin part, and a
+    # long run in an unspaced script next to it is sentence text swallowed with it.
+    # NOTE: a short run such as "から連絡" stays in the span.
+    if _LATIN_LETTER.search(chunk, candidate.start, candidate.end):
+        runs = _LONG_UNSPACED_RUN.finditer(chunk, candidate.start, candidate.end)
+        holes.extend(run.span() for run in runs)
     holes.sort()
 
     pieces: list[tuple[int, int]] = []
@@ -527,9 +547,10 @@ def _clip_ner_span(
         if end - start < 2 or not any(ch.isalpha() for ch in chunk[start:end]):
             continue
         text = chunk[start:end]
-        # A remainder of a cut span is kept only if it still looks like a name,
-        # and a single lower-case word ("config") is a common model mistake.
-        if was_cut and not text[0].isupper():
+        # A remainder of a cut span is kept only if it still looks like a name
+        # (capitalized, or in a script without case such as Han), and a single
+        # lower-case word ("config") is a common model mistake.
+        if was_cut and not (text[0].isupper() or _is_caseless_letter(text[0])):
             continue
         if text.islower() and len(text.split()) < 2:
             continue

@@ -167,3 +167,20 @@ def test_phone_extension_in_long_text(detector):
     assert spans_of(detector, text) == [
         (start, start + len(number), "PHONE_NUMBER", number)
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Alice Smith から連絡がありました。明日の会議は東京で行います。"
+        "よろしくお願いします。",
+        "Alice Smith から連絡がありました！明日の会議は東京で行います？",
+    ],
+)
+def test_name_span_stops_before_japanese_sentence(detector, text):
+    assert spans_of(detector, text) == [(0, 11, "PERSON", "Alice Smith")]
+
+
+def test_name_span_keeps_short_han_name(detector):
+    text = "Call Chen Wei 陈伟 tomorrow."
+    assert spans_of(detector, text) == [(5, 16, "PERSON", "Chen Wei 陈伟")]
