@@ -2,7 +2,7 @@
 
 The detector can miss a copy of a name that it found elsewhere, for example the same
 name written in lower case. The sweep takes the word sequences of a text outside its
-tokens, normalizes them as the vault does and asks the vault which of them already
+tokens, normalizes them as the vault does and queries the vault for those that already
 have a token of a name type in the namespace. Only lookup digests are compared, so
 nothing is decrypted and no value is guessed: a sequence matches only when its
 normalized form equals a stored value exactly.
@@ -52,7 +52,8 @@ class KnownSpan:
 class KnownValueSweep:
     """Sweep of batches of text for values with a token in the namespace.
 
-    Token-shaped text is skipped. Sequences whose first or last word is an English
+    Token-shaped text is skipped, also in the lenient forms that restoring accepts
+    ("[person _ 13]"). Sequences whose first or last word is an English
     stop word (spaCy's list) are not looked up. This keeps a one-word name like
     "Will" from replacing the verb, and it leaves 6924 of the 18667 sequences of the
     32 KB prompt of scripts/bench_pipeline.py to look up.
@@ -70,8 +71,9 @@ class KnownValueSweep:
         unsupported = set(entity_types) - NAME_TYPES
         if unsupported:
             raise ValueError(
-                f"cannot sweep for entity types {sorted(unsupported)}: only name types "
-                f"{sorted(NAME_TYPES)} share the normalization that the sweep applies"
+                f"invalid entity types {sorted(unsupported)} for the known-value "
+                f"sweep: it normalizes as for name types only; pass a subset of "
+                f"{sorted(NAME_TYPES)}"
             )
         self.vault = vault
         self.token_format = token_format
@@ -80,7 +82,7 @@ class KnownValueSweep:
     def find(self, texts: Sequence[str], namespace: str) -> list[list[KnownSpan]]:
         """Return per text the non-overlapping copies of known values, in order.
 
-        Asks the vault once per entity type for the candidates of the whole batch.
+        Calls Vault.known_values once per entity type for the whole batch.
         Where copies overlap, the leftmost and then the longest one wins.
         """
         normalized: dict[str, str] = {}
@@ -160,7 +162,7 @@ def _words_outside_tokens(
     A token between two words is left out of the list, and the gap check of the
     caller then keeps any sequence from spanning it.
     """
-    tokens = token_format.find(text)
+    tokens = token_format.find(text, lenient=True)
     words: list[tuple[int, int, str]] = []
     token_index = 0
     for match in _WORD.finditer(text):

@@ -139,9 +139,10 @@ def test_swept_message_cached(pipeline: Pipeline) -> None:
 
 def test_token_shaped_text_untouched(pipeline: Pipeline, vault: Vault) -> None:
     assert vault.tokenize("Person", "PERSON", "ns-a") == PERSON_1
-    text = f"ask person about {PERSON_1}, [PERSON_2] and [person_99]"
+    mangled = PERSON_1.lower().replace("_", " _ ")
+    text = f"ask person about {PERSON_1}, [PERSON_2], [person_99] and {mangled}"
     assert tokenize(pipeline, "ns-a", text) == [
-        f"ask {PERSON_1} about {PERSON_1}, [PERSON_2] and [person_99]"
+        f"ask {PERSON_1} about {PERSON_1}, [PERSON_2], [person_99] and {mangled}"
     ]
 
 
