@@ -108,11 +108,6 @@ def _character_groups(text: str, run: re.Match[str]):
         position = group_end
 
 
-def normalize_text(value: str) -> str:
-    """Return the normalized copy of `value` that detection works on."""
-    return NormalizedText(value).text
-
-
 def _normalize_group(group: str) -> str:
     if group in ZERO_WIDTH:
         return ""
