@@ -212,7 +212,7 @@ class Gateway:
         try:
             self._check_host(flow)
         except Rejection as rejection:
-            # Not model traffic: answered here and neither tokenized nor recorded.
+            # Not model traffic: rejected here, and neither tokenized nor recorded.
             strip_client_headers(request.headers)
             logger.info("%s rejected: %s", request.pretty_host, rejection.code)
             flow.response = error_response(shape, rejection)
