@@ -267,7 +267,7 @@ class _DuplicateKeyError(ValueError):
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build an object, raising on a repeated key.
+    """Build an object, raising on a repeated key or a key with no UTF-8 form.
 
     Parsers differ on which copy of a repeated key wins: Python keeps the last, others
     the first. A body with both copies could pass one value through the gateway's check
@@ -276,6 +276,8 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document = dict(pairs)
     if len(document) != len(pairs):
         raise _DuplicateKeyError
+    for key in document:
+        _checked_text(key)
     return document
 
 

@@ -581,6 +581,13 @@ def test_lone_surrogate_in_tool_arguments_raises_body_error() -> None:
         collect_request_texts(ApiShape.OPENAI_CHAT, body)
 
 
+def test_lone_surrogate_in_key_raises_body_error() -> None:
+    body = b'{"metadata": {"\\ud800": "x"}, "messages": []}'
+    with pytest.raises(BodyError) as raised:
+        collect_request_texts(ApiShape.OPENAI_CHAT, body)
+    assert "surrogate" in str(raised.value)
+
+
 def test_lone_surrogate_in_structure_serializes() -> None:
     body = b'{"model": "\\ud800", "messages": [{"role": "user", "content": "a"}]}'
     texts = collect_request_texts(ApiShape.OPENAI_CHAT, body)
