@@ -238,8 +238,8 @@ def _template(latest: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: latest[key] for key in keys if key in latest}
 
 
-class OpenAIChatEvents(EventRewriter):
-    """Chunks of ``/v1/chat/completions`` with ``stream: true``."""
+class _OpenAIEvents(EventRewriter):
+    """Shared handling of OpenAI stream chunks: errors and the list of choices."""
 
     def __init__(self, processor: TextProcessor, token_format: TokenFormat) -> None:
         super().__init__(processor, token_format)
@@ -256,6 +256,15 @@ class OpenAIChatEvents(EventRewriter):
         for position, choice in enumerate(choices):
             if isinstance(choice, dict):
                 self._rewrite_choice(_index_of(choice, position), choice, edits)
+
+    def _rewrite_choice(
+        self, index: Hashable, choice: dict[str, Any], edits: list[_Edit]
+    ) -> None:
+        raise NotImplementedError
+
+
+class OpenAIChatEvents(_OpenAIEvents):
+    """Chunks of ``/v1/chat/completions`` with ``stream: true``."""
 
     def _rewrite_choice(
         self, index: Hashable, choice: dict[str, Any], edits: list[_Edit]
@@ -357,35 +366,22 @@ class OpenAIChatEvents(EventRewriter):
         return events
 
 
-class OpenAICompletionEvents(EventRewriter):
+class OpenAICompletionEvents(_OpenAIEvents):
     """Chunks of the legacy ``/v1/completions`` with ``stream: true``."""
 
-    def __init__(self, processor: TextProcessor, token_format: TokenFormat) -> None:
-        super().__init__(processor, token_format)
-        self._latest: dict[str, Any] = {}
-
-    def _rewrite_document(
-        self, document: dict[str, Any], edits: list[_Edit], before: list[OutputEvent]
+    def _rewrite_choice(
+        self, index: Hashable, choice: dict[str, Any], edits: list[_Edit]
     ) -> None:
-        self._latest = _template(document, _OPENAI_TEMPLATE_KEYS)
-        self._rewrite_error(document, edits)
-        choices = document.get("choices")
-        if not isinstance(choices, list):
-            return
-        for position, choice in enumerate(choices):
-            if not isinstance(choice, dict):
-                continue
-            index = _index_of(choice, position)
-            if choice.get("logprobs") is not None:
-                edits.append(_Edit(choice, "logprobs", None, None))
-            text = choice.get("text")
-            released = NOTHING_RELEASED
-            if isinstance(text, str):
-                released = self._channel(index).push(text)
-            if choice.get("finish_reason") is not None:
-                released += self._flush(index)
-            if isinstance(text, str) or released != NOTHING_RELEASED:
-                edits.append(_Edit(choice, "text", released.client, released.recorded))
+        if choice.get("logprobs") is not None:
+            edits.append(_Edit(choice, "logprobs", None, None))
+        text = choice.get("text")
+        released = NOTHING_RELEASED
+        if isinstance(text, str):
+            released = self._channel(index).push(text)
+        if choice.get("finish_reason") is not None:
+            released += self._flush(index)
+        if isinstance(text, str) or released != NOTHING_RELEASED:
+            edits.append(_Edit(choice, "text", released.client, released.recorded))
 
     def finish(self) -> list[OutputEvent]:
         events = []
