@@ -183,9 +183,9 @@ def trim_name_span(
     """Return the span `start, end` of a PERSON or LOCATION without the words next
     to the name that are not part of it.
 
-    Cut off before the name: a contact verb or greeting, a lower-case word other
-    than a particle such as "van" in a span with capitals, and for PERSON a common
-    or stop word that opens a sentence when two words stay. Cut off after the name:
+    Cut off before the name: a contact verb or greeting, and a lower-case word other
+    than a particle such as "van" in a span with capitals. For PERSON, a common or
+    stop word that opens a sentence is cut off too, when two words stay. Cut off after the name:
     a contact or speaking verb, the same lower-case words, and a possessive "'s".
     At least one word always stays. Place names keep a common first word ("New York",
     "Long Beach") because many of them start with one.

@@ -10,9 +10,9 @@ inherit. The pool starts on first use and stops at `close()` or at interpreter e
 A worker that dies makes the call fail with `DetectionError` instead of waiting, and
 the next call starts new workers.
 
-A spawned worker imports the parent's main module, so a program that runs its own
-code at import time (a script without `if __name__ == "__main__":`) cannot use a
-pool; mitmdump, pytest and the scripts in this repository are safe.
+A spawned worker imports the parent's main module. A program that runs its own code
+at import time (a script without `if __name__ == "__main__":`) therefore cannot use a
+pool. mitmdump, pytest and the scripts in this repository are safe.
 """
 
 from __future__ import annotations

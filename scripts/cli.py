@@ -1,7 +1,7 @@
 """The `tokengate` administration command line.
 
 Each group of subcommands lives in its own module with a `register(subparsers)` function
-that adds its parsers and sets `handler` on each; this module only assembles them.
+that adds its parsers and sets `handler` on each. This module only assembles them.
 """
 
 import argparse

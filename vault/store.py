@@ -103,8 +103,8 @@ class Vault:
 
         With `create`, a missing database and a missing key file are created, the key
         file with mode 0600. An existing vault is never given a new key. `token_ttl`
-        maps entity types (and "*" for the rest) to token lifetimes in seconds, None
-        meaning no expiry; it overrides the lifetimes stored in the vault.
+        maps entity types (and "*" for the rest) to token lifetimes in seconds, where None
+        means no expiry. It overrides the lifetimes stored in the vault.
         """
         path = Path(path)
         key_file = Path(key_file)
